@@ -1,0 +1,64 @@
+"""Spec: a recipe table ``{type = "name", ...keys}`` resolved to a registered component.
+
+Component configs declare nested components with a Spec subclass per kind, e.g.
+``router: RouterSpec = RouterSpec("topk")``. A Spec built without a config uses that
+component's defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+
+from hsae.errors import Problem, RecipeError, UserError
+
+
+@attrs.frozen
+class Spec:
+    """A component choice from a recipe: its registered ``type`` and structured ``config``."""
+
+    kind: ClassVar[str] = ""
+    type: str
+    config: Any = None
+    # Where the table sits in the recipe, filled in after loading, for build-time errors.
+    path: str = attrs.field(default="", eq=False, repr=False)
+    file: str = attrs.field(default="", eq=False, repr=False)
+    line: int | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def cls(self) -> type:
+        from hsae.plugins import get_registry
+
+        return get_registry().get(self.kind, self.type)
+
+    def resolved_config(self) -> Any:
+        """The structured config, or the component's defaults when none was given."""
+        return self.config if self.config is not None else self.cls.Config()
+
+    def build(self, **kwargs: Any) -> Any:
+        """Instantiate the component; its ValueErrors become errors located at this table."""
+        try:
+            instance = self.cls(self.resolved_config(), **kwargs)
+            instance.spec = self  # every built component knows the recipe table it came from
+            return instance
+        except RecipeError:
+            raise
+        except (UserError, ValueError, FileNotFoundError) as exc:
+            message = exc.args[0] if isinstance(exc, UserError) and exc.args else str(exc)
+            raise RecipeError([Problem(message, path=self.path, file=self.file, line=self.line)]) from None
+
+
+def _spec_kind(kind: str) -> type[Spec]:
+    return attrs.frozen(type(f"{kind.capitalize()}Spec", (Spec,), {"kind": kind, "__module__": __name__}))
+
+
+DataSpec = _spec_kind("data")
+ModelSpec = _spec_kind("model")
+EncoderSpec = _spec_kind("encoder")
+DecoderSpec = _spec_kind("decoder")
+RouterSpec = _spec_kind("router")
+LossSpec = _spec_kind("loss")
+MetricSpec = _spec_kind("metric")
+InitializerSpec = _spec_kind("initializer")
+CallbackSpec = _spec_kind("callback")

@@ -1,0 +1,1 @@
+"""The training engine: device placement, schedules, checkpoints, distribution, the loop."""

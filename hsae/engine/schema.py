@@ -1,0 +1,107 @@
+"""Recipe schema of a training run: the tables ``[train]``, ``[eval]`` and ``[[stages]]``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+from hsae.config.spec import CallbackSpec, DataSpec, InitializerSpec, LossSpec, MetricSpec, ModelSpec
+
+
+@attrs.frozen
+class TrainConfig:
+    """Optimizer, schedule, device and bookkeeping of a training run."""
+
+    steps: int = 1000
+    batch_size: int = 1024
+    lr: float = 3e-4
+    lr_warmup_steps: int = 0
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
+    lr_end_fraction: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.999
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    unit_norm_decoder: bool = True
+    dead_window_steps: int = 1000
+    log_every: int = 50
+    eval_every: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    progress: bool = True
+    tensorboard: bool = False
+    wandb_project: str | None = None
+
+
+@attrs.frozen
+class EvalConfig:
+    """How much held-out data the metrics see."""
+
+    batches: int = 8
+    batch_size: int = 1024
+
+
+@attrs.frozen
+class Stage:
+    """A span of training steps with some parameter groups frozen and some losses on.
+
+    ``steps`` omitted means "the rest of ``train.steps``". ``losses`` omitted means all.
+    """
+
+    name: str = ""
+    steps: int | None = None
+    freeze: tuple[str, ...] = ()
+    losses: tuple[str, ...] | None = None
+
+
+def _default_losses() -> dict[str, LossSpec]:
+    return {"mse": LossSpec("mse")}
+
+
+def _default_metrics() -> dict[str, MetricSpec]:
+    return {name: MetricSpec(name) for name in ("mse", "explained-variance", "l0", "dead-fraction", "dense-fraction")}
+
+
+@attrs.frozen
+class TrainRecipe:
+    """One SAE trained on one data source: the ``train`` pipeline's recipe."""
+
+    data: DataSpec
+    model: ModelSpec
+    losses: dict[str, LossSpec] = attrs.field(factory=_default_losses)
+    metrics: dict[str, MetricSpec] = attrs.field(factory=_default_metrics)
+    initializers: dict[str, InitializerSpec] = attrs.field(factory=dict)
+    callbacks: dict[str, CallbackSpec] = attrs.field(factory=dict)
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
+    stages: tuple[Stage, ...] = ()
+    name: str = ""
+    description: str = ""
+
+    def check(self) -> list[tuple[str, str]]:
+        """Cross-key problems as ``(path, message)``."""
+        return check_training(self.train, self.stages, self.losses)
+
+
+def check_training(train: TrainConfig, stages: tuple[Stage, ...], losses: dict[str, LossSpec], prefix: str = "") -> list[tuple[str, str]]:
+    """Validate ``[train]`` numbers and ``[[stages]]`` against each other."""
+    problems = []
+    for key in ("steps", "batch_size"):
+        if getattr(train, key) <= 0:
+            problems.append((f"{prefix}train.{key}", f"must be positive, got {getattr(train, key)}"))
+    if train.lr <= 0:
+        problems.append((f"{prefix}train.lr", f"must be positive, got {train.lr}"))
+    total = 0
+    for i, stage in enumerate(stages):
+        if stage.steps is None and i != len(stages) - 1:
+            problems.append((f"{prefix}stages[{i}].steps", "only the last stage may omit steps"))
+        total += stage.steps or 0
+        for name in stage.losses or ():
+            if name not in losses:
+                problems.append((f"{prefix}stages[{i}].losses", f"no loss named {name!r}; losses are {', '.join(losses)}"))
+    if total > train.steps:
+        problems.append((f"{prefix}stages", f"stages add up to {total} steps, more than train.steps = {train.steps}"))
+    return problems

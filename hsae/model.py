@@ -1,0 +1,200 @@
+"""The parts of a sparse autoencoder: Encoder, Router, Decoder, and the SAE they form.
+
+Data flow of one forward pass::
+
+    x --Encoder--> pre (B, d_sae) --Router--> codes (Codes) --Decoder--> x_hat (B, d_in)
+
+``Codes`` is either dense or sparse (COO: rows, cols, values). Sparse routers (TopK,
+BatchTopK) let the model decode by gathering only the selected decoder rows and let the
+encoder's backward pass touch only the selected columns; that is where hsae's training
+speed comes from.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import attrs
+import torch
+from torch import nn
+
+from hsae.registry import Component
+
+
+@attrs.define
+class Codes:
+    """Latent activations of a batch: dense ``(B, d_sae)`` or sparse COO triples."""
+
+    n_rows: int
+    d_sae: int
+    values: torch.Tensor  # (B, d_sae) when dense, (nnz,) when sparse
+    rows: torch.Tensor | None = None  # (nnz,) sample index of each value
+    cols: torch.Tensor | None = None  # (nnz,) latent index of each value
+
+    @classmethod
+    def from_dense(cls, dense: torch.Tensor) -> "Codes":
+        return cls(dense.shape[0], dense.shape[1], dense)
+
+    @classmethod
+    def from_sparse(cls, rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor, n_rows: int, d_sae: int) -> "Codes":
+        return cls(n_rows, d_sae, values, rows, cols)
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.rows is not None
+
+    def dense(self) -> torch.Tensor:
+        """The ``(B, d_sae)`` matrix (materialized for sparse codes)."""
+        if not self.is_sparse:
+            return self.values
+        out = self.values.new_zeros(self.n_rows, self.d_sae)
+        return out.index_put((self.rows, self.cols), self.values)
+
+    def active(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(rows, cols)`` of the nonzero entries."""
+        if self.is_sparse:
+            keep = self.values != 0
+            return self.rows[keep], self.cols[keep]
+        rows, cols = torch.nonzero(self.values, as_tuple=True)
+        return rows, cols
+
+    def l0(self) -> torch.Tensor:
+        """Number of active latents per sample, ``(B,)`` float."""
+        rows, _ = self.active()
+        return torch.bincount(rows, minlength=self.n_rows).float()
+
+    def fire_counts(self) -> torch.Tensor:
+        """How many samples each latent fired on, ``(d_sae,)`` long."""
+        _, cols = self.active()
+        return torch.bincount(cols, minlength=self.d_sae)
+
+    def restrict(self, n_latents: int) -> "Codes":
+        """Only the first ``n_latents`` latents (Matryoshka prefixes); width stays ``d_sae``."""
+        if self.is_sparse:
+            keep = self.cols < n_latents
+            return Codes(self.n_rows, self.d_sae, self.values[keep], self.rows[keep], self.cols[keep])
+        mask = torch.arange(self.d_sae, device=self.values.device) < n_latents
+        return Codes(self.n_rows, self.d_sae, self.values * mask)
+
+
+@attrs.define
+class SAEOutput:
+    """Everything a forward pass produces that losses and metrics may need.
+
+    ``pre`` holds the pre-activations (detached on the sparse path). ``extras`` carries
+    architecture-specific tensors, e.g. H-SAE's top-level-only reconstruction.
+    """
+
+    x_hat: torch.Tensor
+    codes: Codes
+    pre: torch.Tensor | None = None
+    extras: dict[str, Any] = attrs.field(factory=dict)
+
+
+class Encoder(nn.Module, Component):
+    """Maps inputs to pre-activations ``(B, d_sae)``."""
+
+    kind: ClassVar[str] = "encoder"
+
+    def __init__(self, config: Any, *, d_in: int, d_sae: int) -> None:
+        super().__init__()
+        self.config, self.d_in, self.d_sae = config, d_in, d_sae
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+        """Pre-activations at ``(rows, cols)`` only, with gradient: ``(nnz,)``."""
+        return self.forward(x)[rows, cols]
+
+
+class Router(nn.Module, Component):
+    """Decides which latents fire and with what value.
+
+    Dense routers implement :meth:`forward`. Sparse routers also implement :meth:`select`,
+    returning the ``(rows, cols)`` to keep, and :meth:`activate` on the kept values.
+    """
+
+    kind: ClassVar[str] = "router"
+    sparse: ClassVar[bool] = False
+
+    def __init__(self, config: Any, *, d_sae: int) -> None:
+        super().__init__()
+        self.config, self.d_sae = config, d_sae
+
+    def forward(self, pre: torch.Tensor) -> Codes:
+        if not self.sparse:
+            raise NotImplementedError
+        with torch.no_grad():
+            rows, cols = self.select(pre)
+        return Codes.from_sparse(rows, cols, self.activate(pre[rows, cols]), pre.shape[0], self.d_sae)
+
+    def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def activate(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    def saelens_fields(self) -> dict[str, Any]:
+        """Router-specific keys of a SAELens ``cfg.json`` (``architecture``, ``k``...)."""
+        return {}
+
+
+class Decoder(nn.Module, Component):
+    """Maps codes back to the input space."""
+
+    kind: ClassVar[str] = "decoder"
+
+    def __init__(self, config: Any, *, d_in: int, d_sae: int) -> None:
+        super().__init__()
+        self.config, self.d_in, self.d_sae = config, d_in, d_sae
+
+    def forward(self, codes: Codes, bias: bool = True) -> torch.Tensor:
+        """Reconstruction; ``bias=False`` omits the output bias (residual modelling)."""
+        raise NotImplementedError
+
+    def directions(self) -> torch.Tensor:
+        """One direction per latent, ``(d_sae, d_in)``."""
+        raise NotImplementedError
+
+    def unit_norm_parameters(self) -> list[tuple[nn.Parameter, int]]:
+        """``(parameter, dim)`` pairs whose slices along ``dim`` are kept at unit norm."""
+        return []
+
+
+class SAE(nn.Module, Component):
+    """A sparse autoencoder: the unit the trainer trains and metrics evaluate."""
+
+    kind: ClassVar[str] = "model"
+    architecture: ClassVar[str] = "custom"
+
+    def __init__(self, config: Any, *, d_in: int) -> None:
+        super().__init__()
+        self.config, self.d_in = config, d_in
+
+    d_sae: int
+
+    def forward(self, x: torch.Tensor) -> SAEOutput:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> Codes:
+        return self.forward(x).codes
+
+    def decode(self, codes: Codes, bias: bool = True) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decoder_directions(self) -> torch.Tensor:
+        """``(d_sae, d_in)``: what each latent writes (used by MCC, steering...)."""
+        raise NotImplementedError
+
+    def unit_norm_parameters(self) -> list[tuple[nn.Parameter, int]]:
+        """Decoder parameters kept at unit norm, with the gradient's parallel part removed."""
+        return []
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups that recipe stages can freeze (``freeze = ["decoder"]``)."""
+        return {"all": list(self.parameters())}
+
+    def saelens_cfg(self) -> dict[str, Any]:
+        """Architecture keys of a SAELens-compatible ``cfg.json``."""
+        return {"architecture": self.architecture, "d_in": self.d_in, "d_sae": self.d_sae}

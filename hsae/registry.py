@@ -1,0 +1,110 @@
+"""Component registries: one per kind, filled by plugins through the ``hsae_register`` hook.
+
+A component is a class with three class attributes:
+
+* ``kind``: which registry it belongs to (``"router"``, ``"loss"``, ...), set by its base class;
+* ``name``: the name a recipe uses in ``type = "..."``;
+* ``Config``: a frozen attrs class holding its recipe keys.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import attrs
+
+from hsae.errors import DuplicateComponentError, UnknownComponentError
+
+KINDS = ("data", "model", "encoder", "decoder", "router", "loss", "metric", "initializer", "callback", "pipeline")
+
+
+class Component:
+    """Base of everything a recipe can name with ``type = "..."``."""
+
+    kind: ClassVar[str]
+    name: ClassVar[str]
+
+    @attrs.frozen
+    class Config:
+        """No recipe keys."""
+
+    @classmethod
+    def summary(cls) -> str:
+        """First line of the class docstring."""
+        doc = inspect.getdoc(cls) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+@attrs.frozen
+class Entry:
+    """A registered component and the plugin that provided it."""
+
+    cls: type[Component]
+    provider: str
+
+
+class Registry:
+    """All registered components, indexed by kind and name."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._provider = "<direct>"
+
+    def add(self, cls: type[Component], provider: str | None = None) -> type[Component]:
+        """Register ``cls`` under ``(cls.kind, cls.name)``. Usable as a decorator."""
+        provider = provider or self._provider
+        for attr in ("kind", "name", "Config"):
+            if not hasattr(cls, attr):
+                raise TypeError(f"{cls.__qualname__} ({provider}) has no {attr!r} attribute")
+        if cls.kind not in self._entries:
+            raise TypeError(f"{cls.__qualname__} ({provider}): unknown kind {cls.kind!r}; kinds are {KINDS}")
+        if not attrs.has(cls.Config):
+            raise TypeError(f"{cls.__qualname__}.Config ({provider}) must be an attrs class")
+        table = self._entries[cls.kind]
+        old = table.get(cls.name)
+        if old is not None and old.cls is not cls:
+            raise DuplicateComponentError(
+                f"{cls.kind} {cls.name!r} is registered twice: by {old.provider} "
+                f"({old.cls.__module__}.{old.cls.__qualname__}) and by {provider} "
+                f"({cls.__module__}.{cls.__qualname__})"
+            )
+        table[cls.name] = Entry(cls, provider)
+        return cls
+
+    def get(self, kind: str, name: str) -> type[Any]:
+        """The class registered as ``name`` in ``kind``; unknown names list what exists."""
+        table = self._entries[kind]
+        if name not in table:
+            raise UnknownComponentError(kind, name, list(table))
+        return table[name].cls
+
+    def entry(self, kind: str, name: str) -> Entry:
+        self.get(kind, name)
+        return self._entries[kind][name]
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._entries[kind])
+
+    def entries(self, kind: str | None = None) -> list[tuple[str, str, Entry]]:
+        """``(kind, name, entry)`` triples, sorted."""
+        kinds = [kind] if kind else list(KINDS)
+        return [(k, n, self._entries[k][n]) for k in kinds for n in sorted(self._entries[k])]
+
+    def remove_provider(self, provider: str) -> None:
+        for table in self._entries.values():
+            for name in [n for n, e in table.items() if e.provider == provider]:
+                del table[name]
+
+    def providing(self, provider: str):
+        """Context manager that attributes registrations to ``provider``."""
+        registry = self
+
+        class _Scope:
+            def __enter__(self_inner):
+                self_inner.previous, registry._provider = registry._provider, provider
+
+            def __exit__(self_inner, *exc):
+                registry._provider = self_inner.previous
+
+        return _Scope()

@@ -1,0 +1,94 @@
+"""JumpReLU router (Rajamanoharan et al. 2024) with a straight-through threshold, and its L0 loss.
+
+``z * H(z - theta)`` with a learned per-latent ``theta``. The step function's gradient
+with respect to ``theta`` uses a rectangle kernel of width ``bandwidth``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import torch
+from torch import nn
+
+from hsae.loss import Loss, StepContext
+from hsae.model import Codes, Router
+
+
+def _rectangle(u: torch.Tensor) -> torch.Tensor:
+    return ((u > -0.5) & (u < 0.5)).to(u.dtype)
+
+
+class _JumpReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, theta, bandwidth):  # noqa: ANN001
+        ctx.save_for_backward(z, theta)
+        ctx.bandwidth = bandwidth
+        return z * (z > theta).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        z, theta = ctx.saved_tensors
+        grad_z = (z > theta).to(z.dtype) * grad
+        grad_theta = -(theta / ctx.bandwidth) * _rectangle((z - theta) / ctx.bandwidth) * grad
+        return grad_z, grad_theta.sum(0), None
+
+
+class _Step(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, z, theta, bandwidth):  # noqa: ANN001
+        ctx.save_for_backward(z, theta)
+        ctx.bandwidth = bandwidth
+        return (z > theta).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        z, theta = ctx.saved_tensors
+        grad_theta = -(1.0 / ctx.bandwidth) * _rectangle((z - theta) / ctx.bandwidth) * grad
+        return None, grad_theta.sum(0), None
+
+
+class JumpReLURouter(Router):
+    """Fire where the ReLU'd pre-activation exceeds a learned per-latent threshold."""
+
+    name = "jumprelu"
+
+    @attrs.frozen
+    class Config:
+        """``initial_threshold`` of every latent; ``bandwidth`` of the straight-through kernel."""
+
+        initial_threshold: float = 0.001
+        bandwidth: float = 0.001
+
+    def __init__(self, config: Config, *, d_sae: int) -> None:
+        super().__init__(config, d_sae=d_sae)
+        if config.initial_threshold <= 0 or config.bandwidth <= 0:
+            raise ValueError("initial_threshold and bandwidth must be positive")
+        self.log_threshold = nn.Parameter(torch.full((d_sae,), math.log(config.initial_threshold)))
+
+    @property
+    def threshold(self) -> torch.Tensor:
+        return self.log_threshold.exp()
+
+    def forward(self, pre: torch.Tensor) -> Codes:
+        return Codes.from_dense(_JumpReLU.apply(torch.relu(pre), self.threshold, self.config.bandwidth))
+
+    def l0(self, pre: torch.Tensor) -> torch.Tensor:
+        """Per-sample L0 with a straight-through gradient to the thresholds, ``(B,)``."""
+        return _Step.apply(torch.relu(pre), self.threshold, self.config.bandwidth).sum(-1)
+
+    def saelens_fields(self) -> dict:
+        return {"architecture": "jumprelu"}
+
+
+class L0Loss(Loss):
+    """Mean L0 through the router's straight-through estimator (JumpReLU's sparsity term)."""
+
+    name = "l0"
+
+    def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
+        router = getattr(model, "router", None)
+        if not hasattr(router, "l0") or out.pre is None:
+            raise ValueError("the l0 loss needs a router with a straight-through L0 (e.g. jumprelu)")
+        return router.l0(out.pre).mean()

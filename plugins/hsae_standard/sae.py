@@ -1,0 +1,86 @@
+"""The standard SAE: Encoder -> Router -> Decoder, each a swappable recipe component.
+
+ReLU, TopK, BatchTopK, JumpReLU and Matryoshka SAEs are all this model with a different
+router and losses (see ``recipes/``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import torch
+from torch import nn
+
+from hsae.config.spec import DecoderSpec, EncoderSpec, RouterSpec
+from hsae.model import SAE, Codes, SAEOutput
+
+
+class StandardSAE(SAE):
+    """Encoder -> Router -> Decoder, with the decoder bias subtracted before encoding."""
+
+    name = "sae"
+
+    @attrs.frozen
+    class Config:
+        """``d_sae`` latents; ``tied_init`` starts ``W_enc`` as ``W_dec`` transposed."""
+
+        d_sae: int = 4096
+        encoder: EncoderSpec = EncoderSpec("linear")
+        router: RouterSpec = RouterSpec("topk")
+        decoder: DecoderSpec = DecoderSpec("linear")
+        tied_init: bool = True
+        subtract_decoder_bias: bool = True
+
+    def __init__(self, config: Config, *, d_in: int) -> None:
+        super().__init__(config, d_in=d_in)
+        if config.d_sae <= 0:
+            raise ValueError(f"d_sae must be positive, got {config.d_sae}")
+        self.d_sae = config.d_sae
+        self.encoder = config.encoder.build(d_in=d_in, d_sae=config.d_sae)
+        self.router = config.router.build(d_sae=config.d_sae)
+        self.decoder = config.decoder.build(d_in=d_in, d_sae=config.d_sae)
+        if config.tied_init and hasattr(self.encoder, "W_enc") and hasattr(self.decoder, "W_dec"):
+            with torch.no_grad():
+                self.encoder.W_enc.copy_(self.decoder.W_dec.t())
+
+    def _centered(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.decoder.b_dec if self.config.subtract_decoder_bias else x
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self._centered(x))
+
+    def encode_entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-activations at ``(rows, cols)`` with a sparse backward (aux-k, sparse routers)."""
+        return self.encoder.entries(self._centered(x), rows, cols, pre)
+
+    def forward(self, x: torch.Tensor) -> SAEOutput:
+        if self.router.sparse:
+            with torch.no_grad():
+                pre = self.pre_activations(x)
+                rows, cols = self.router.select(pre)
+            values = self.router.activate(self.encode_entries(x, rows, cols, pre))
+            codes = Codes.from_sparse(rows, cols, values, x.shape[0], self.d_sae)
+        else:
+            pre = self.pre_activations(x)
+            codes = self.router(pre)
+        return SAEOutput(x_hat=self.decoder(codes), codes=codes, pre=pre)
+
+    def decode(self, codes: Codes, bias: bool = True) -> torch.Tensor:
+        return self.decoder(codes, bias=bias)
+
+    def decoder_directions(self) -> torch.Tensor:
+        return self.decoder.directions()
+
+    def unit_norm_parameters(self) -> list[tuple[nn.Parameter, int]]:
+        return self.decoder.unit_norm_parameters()
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {
+            "encoder": list(self.encoder.parameters()),
+            "router": list(self.router.parameters()),
+            "decoder": list(self.decoder.parameters()),
+        }
+
+    def saelens_cfg(self) -> dict[str, Any]:
+        return {"architecture": "standard", **self.router.saelens_fields()}
