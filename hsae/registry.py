@@ -10,6 +10,7 @@ A component is a class with three class attributes:
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -28,6 +29,14 @@ class Component:
     @attrs.frozen
     class Config:
         """No recipe keys."""
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> Any:
+        """A config that builds on CPU, for the contract test; files it needs go in ``workdir``.
+
+        The default is ``Config()``; components with required keys override this.
+        """
+        return cls.Config()
 
     @classmethod
     def summary(cls) -> str:

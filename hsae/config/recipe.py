@@ -77,7 +77,7 @@ def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None
         config = converter.structure(doc, config_cls)
     except Exception as exc:  # cattrs raises exception groups; all become located problems
         raise RecipeError([problem(p, m) for p, m in error_problems(exc)]) from None
-    _locate_specs(config, "", lambda p: (file, locate(lines, p)))
+    config = _locate_specs(config, "", lambda p: (file, locate(lines, p)))
     recipe = Recipe(pipeline, config, file, base_dir)
     check = getattr(config, "check", None)
     if check is not None:
@@ -87,20 +87,30 @@ def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None
     return recipe
 
 
-def _locate_specs(value: Any, path: str, where) -> None:
-    """Record each Spec's recipe path, file and line on it, for build-time errors."""
+def _locate_specs(value: Any, path: str, where) -> Any:
+    """A copy of ``value`` whose Specs know their recipe path, file and line (for build-time
+    errors) and hold explicit configs. Copies, because default Specs are shared class defaults."""
     if isinstance(value, Spec):
         file, line = where(path)
-        object.__setattr__(value, "path", path)
-        object.__setattr__(value, "file", file)
-        object.__setattr__(value, "line", line)
-        _locate_specs(value.config, path, where)
-    elif attrs.has(type(value)):
+        config = value.config
+        if config is None:
+            try:
+                config = value.cls.Config()
+            except UnknownComponentError as exc:
+                raise RecipeError([Problem(str(exc), path=path, file=file, line=line)]) from None
+        return attrs.evolve(value, config=_locate_specs(config, path, where), path=path, file=file, line=line)
+    if attrs.has(type(value)):
+        changes = {}
         for field in attrs.fields(type(value)):
-            _locate_specs(getattr(value, field.name), f"{path}.{field.name}" if path else field.name, where)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _locate_specs(item, f"{path}.{key}", where)
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _locate_specs(item, f"{path}[{i}]", where)
+            if not field.init:
+                continue
+            old = getattr(value, field.name)
+            new = _locate_specs(old, f"{path}.{field.name}" if path else field.name, where)
+            if new is not old:
+                changes[field.name] = new
+        return attrs.evolve(value, **changes) if changes else value
+    if isinstance(value, dict):
+        return {key: _locate_specs(item, f"{path}.{key}", where) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_locate_specs(item, f"{path}[{i}]", where) for i, item in enumerate(value))
+    return value

@@ -14,9 +14,13 @@ import attrs
 from hsae.errors import Problem, RecipeError, UserError
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Spec:
-    """A component choice from a recipe: its registered ``type`` and structured ``config``."""
+    """A component choice from a recipe: its registered ``type`` and structured ``config``.
+
+    Two specs are equal when they name the same component with equal effective configs
+    (an omitted config equals the component's defaults).
+    """
 
     kind: ClassVar[str] = ""
     type: str
@@ -25,6 +29,16 @@ class Spec:
     path: str = attrs.field(default="", eq=False, repr=False)
     file: str = attrs.field(default="", eq=False, repr=False)
     line: int | None = attrs.field(default=None, eq=False, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Spec):
+            return NotImplemented
+        if (self.kind, self.type) != (other.kind, other.type):
+            return False
+        return self.config == other.config or self.resolved_config() == other.resolved_config()
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.type))
 
     @property
     def cls(self) -> type:
@@ -50,7 +64,7 @@ class Spec:
 
 
 def _spec_kind(kind: str) -> type[Spec]:
-    return attrs.frozen(type(f"{kind.capitalize()}Spec", (Spec,), {"kind": kind, "__module__": __name__}))
+    return attrs.frozen(eq=False)(type(f"{kind.capitalize()}Spec", (Spec,), {"kind": kind, "__module__": __name__}))
 
 
 DataSpec = _spec_kind("data")

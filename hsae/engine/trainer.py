@@ -187,14 +187,16 @@ class Trainer:
                 total = sum(loss.weight(self.step) * terms[n] for n, loss in active.items())
             opt.zero_grad(set_to_none=True)
             total.backward()
-            for p in self._frozen(stage):
+            frozen = self._frozen(stage)
+            for p in frozen:
                 p.grad = None
-            remove_parallel_gradient(unit_norm)
+            constrained = [(p, dim) for p, dim in unit_norm if not any(p is f for f in frozen)]
+            remove_parallel_gradient(constrained)
             if c.grad_clip:
                 torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], c.grad_clip)
             opt.step()
             sched.step()
-            renormalize(unit_norm)
+            renormalize(constrained)
             with torch.no_grad():
                 fired = all_reduce_sum(out.codes.fire_counts(), self.dist) > 0
                 self.steps_since_fired.add_(1).masked_fill_(fired, 0)
@@ -204,7 +206,8 @@ class Trainer:
             self.step += 1
             window_steps += 1
             bar.update(1)
-            if self.step % c.log_every == 0 or self.step == c.steps:
+            stage_ends = self.step == c.steps or self.stage_at(self.step) is not stage
+            if self.step % c.log_every == 0 or stage_ends:  # a logged window never mixes stages
                 elapsed = time.perf_counter() - window_start
                 record = self._record(window, window_steps, elapsed, opt, stage)
                 bar.set_postfix(loss=f"{record['loss']:.4g}", l0=f"{record['l0']:.1f}")

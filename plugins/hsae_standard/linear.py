@@ -2,17 +2,64 @@
 
 The sparse encoder path takes the dense pre-activations (computed without gradient) and
 returns only the selected entries; its backward pass touches only the selected columns
-of ``W_enc``. The sparse decoder gathers only the selected rows of ``W_dec``. For TopK at
-k=25 of 4096 latents this removes ~3/4 of the FLOPs of a dense SAE step.
+of ``W_enc``. The sparse decoder sums only the selected rows of ``W_dec``. For TopK at
+k=25 of 4096 latents this removes ~5/6 of the FLOPs of a dense SAE step (all but the
+dense encoder forward that picks the latents).
+
+Every sparse product is a segment sum ``out[g] = sum_e scale[e] * table[index[e]]`` over
+the entries grouped by sample or by latent, computed by ``F.embedding_bag`` (mode "sum"
+with per-sample weights). It never materializes the ``(nnz, d_in)`` gathered rows (at
+k=25, batch 1024 that is 78 MB per product), and it sums each group on one thread in a
+fixed order, so results are deterministic (no atomics, unlike ``index_add_`` on CUDA).
 """
 
 from __future__ import annotations
 
 import attrs
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hsae.model import Codes, Decoder, Encoder
+
+
+def _grouping(keys: torch.Tensor, n_groups: int) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """A stable permutation sorting ``keys`` (``None`` if already sorted) and each group's start offset.
+
+    Group ``g`` holds the entries with ``keys == g`` (``0 <= g < n_groups``), in their order.
+    """
+    order = None
+    # On CPU checking is cheaper than sorting; elsewhere sort rather than synchronize.
+    if keys.device.type != "cpu" or bool((keys[1:] < keys[:-1]).any()):
+        order = torch.sort(keys, stable=True).indices
+    counts = torch.bincount(keys, minlength=n_groups)
+    return order, torch.cumsum(counts, 0) - counts
+
+
+def _segment_sum(
+    table: torch.Tensor, index: torch.Tensor, scale: torch.Tensor | None,
+    order: torch.Tensor | None, offsets: torch.Tensor,
+) -> torch.Tensor:
+    """``out[g] = sum over entries e of group g of scale[e] * table[index[e]]``: ``(len(offsets), table.shape[1])``."""
+    # index_select, not ``index[order]``: advanced indexing is far slower for small 1-D gathers on CPU.
+    if order is not None:
+        index = index.index_select(0, order)
+        scale = None if scale is None else scale.index_select(0, order)
+    if scale is not None:
+        scale = scale.detach().to(table.dtype)
+    # Detached, so embedding_bag skips the bookkeeping it keeps for its own backward.
+    return F.embedding_bag(index, table.detach(), offsets, mode="sum", per_sample_weights=scale)
+
+
+def _row_dots(left: torch.Tensor, rows: torch.Tensor, right: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``out[e] = left[rows[e]] . right[cols[e]]`` without gathering the rows."""
+    left, right = left.detach().to(right.dtype), right.detach()
+    try:  # the per-sample-weight gradient of embedding_bag is exactly this, one dot per entry
+        return torch.ops.aten._embedding_bag_per_sample_weights_backward(
+            left, right, cols, cols.new_zeros(1), rows, 0, -1,
+        )
+    except (AttributeError, RuntimeError, NotImplementedError):  # an op or device without it
+        return (left.index_select(0, rows) * right.index_select(0, cols)).sum(1)
 
 
 class _SelectedEntries(torch.autograd.Function):
@@ -21,23 +68,47 @@ class _SelectedEntries(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, rows, cols, pre):  # noqa: ANN001
         ctx.save_for_backward(x, weight, rows, cols)
-        return pre[rows, cols]
+        return pre.reshape(-1).index_select(0, rows * pre.shape[1] + cols)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001
         x, weight, rows, cols = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[1]:
-            # Accumulate into the transposed weight so each update is one contiguous row.
-            grad_wt = weight.new_zeros(weight.shape[1], weight.shape[0])
-            grad_wt.index_add_(0, cols, x.index_select(0, rows) * grad.unsqueeze(1))
-            grad_w = grad_wt.t()
-        if ctx.needs_input_grad[2]:
-            grad_b = grad.new_zeros(weight.shape[1]).index_add_(0, cols, grad)
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            col_order, col_offsets = _grouping(cols, weight.shape[1])
+            if ctx.needs_input_grad[1]:
+                # Row c of the transposed gradient sums grad * x over the entries of latent c.
+                grad_w = _segment_sum(x, rows, grad, col_order, col_offsets).to(weight.dtype).t()
+            if ctx.needs_input_grad[2]:
+                entries = torch.arange(grad.shape[0], device=grad.device)
+                grad_b = _segment_sum(grad.unsqueeze(1), entries, None, col_order, col_offsets).squeeze(1)
         if ctx.needs_input_grad[0]:
-            picked = weight.t().index_select(0, cols) * grad.unsqueeze(1)
-            grad_x = x.new_zeros(x.shape).index_add_(0, rows, picked)
+            row_order, row_offsets = _grouping(rows, x.shape[0])
+            grad_x = _segment_sum(weight.t().contiguous(), cols, grad, row_order, row_offsets).to(x.dtype)
         return grad_x, grad_w, grad_b, None, None, None
+
+
+class _SparseDecode(torch.autograd.Function):
+    """``out[r] = sum over entries e of row r of values[e] * W[cols[e]]``: sparse codes @ ``W``."""
+
+    @staticmethod
+    def forward(ctx, weight, values, rows, cols, n_rows):  # noqa: ANN001
+        values = values.to(weight.dtype)
+        ctx.save_for_backward(weight, values, rows, cols)
+        row_order, row_offsets = _grouping(rows, n_rows)
+        return _segment_sum(weight, cols, values, row_order, row_offsets)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: ANN001
+        weight, values, rows, cols = ctx.saved_tensors
+        grad = grad.to(weight.dtype).contiguous()
+        grad_w = grad_v = None
+        if ctx.needs_input_grad[0]:
+            col_order, col_offsets = _grouping(cols, weight.shape[0])
+            grad_w = _segment_sum(grad, rows, values, col_order, col_offsets)
+        if ctx.needs_input_grad[1]:
+            grad_v = _row_dots(grad, rows, weight, cols)
+        return grad_w, grad_v, None, None, None
 
 
 class LinearEncoder(Encoder):
@@ -53,12 +124,17 @@ class LinearEncoder(Encoder):
 
     def __init__(self, config: Config, *, d_in: int, d_sae: int) -> None:
         super().__init__(config, d_in=d_in, d_sae=d_sae)
-        self.W_enc = nn.Parameter(torch.empty(d_in, d_sae))
+        # Shape (d_in, d_sae) as in SAELens, stored column-major: each latent's encoder
+        # column is contiguous, so the sparse backward reads W_enc.t() and writes the
+        # gradient in the parameter's own layout without transposing copies (the matmul
+        # is as fast either way). Saved files hold the usual contiguous tensor.
+        self.W_enc = nn.Parameter(torch.empty(d_sae, d_in).t())
         nn.init.kaiming_uniform_(self.W_enc)
         self.b_enc = nn.Parameter(torch.zeros(d_sae), requires_grad=config.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.b_enc, x, self.W_enc)
+        # mm + in-place bias: addmm would first copy the broadcast bias into the output.
+        return torch.mm(x, self.W_enc).add_(self.b_enc)
 
     def entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
         if pre is None:
@@ -86,9 +162,8 @@ class LinearDecoder(Decoder):
 
     def forward(self, codes: Codes, bias: bool = True) -> torch.Tensor:
         if codes.is_sparse:
-            rows_out = torch.index_select(self.W_dec, 0, codes.cols) * codes.values.unsqueeze(1).to(self.W_dec.dtype)
-            base = self.b_dec.expand(codes.n_rows, -1) if bias else self.W_dec.new_zeros(codes.n_rows, self.d_in)
-            return base.index_add(0, codes.rows, rows_out.to(base.dtype))
+            out = _SparseDecode.apply(self.W_dec, codes.values, codes.rows, codes.cols, codes.n_rows)
+            return out + self.b_dec if bias else out
         out = codes.values.to(self.W_dec.dtype) @ self.W_dec
         return out + self.b_dec if bias else out
 

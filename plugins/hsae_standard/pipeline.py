@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from hsae.config.spec import DataSpec, ModelSpec
 from hsae.engine.assemble import assemble
 from hsae.engine.schema import TrainRecipe
 from hsae.pipeline import Pipeline, RunContext
@@ -13,6 +16,13 @@ class TrainPipeline(Pipeline):
     name = "train"
     Config = TrainRecipe
     phases = ("train",)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> TrainRecipe:
+        from hsae.plugins import get_registry
+
+        source = get_registry().get("data", "tensor-file")
+        return TrainRecipe(data=DataSpec("tensor-file", source.example_config(workdir)), model=ModelSpec("sae"))
 
     def validate(self) -> None:
         assemble(self.config)

@@ -60,7 +60,7 @@ class AuxKLoss(Loss):
         k_aux = min(self.config.k_aux or model.d_in // 2, int(dead.sum()))
         pre = out.pre.detach().masked_fill(~dead, float("-inf"))
         cols = pre.topk(k_aux, dim=1, sorted=False).indices
-        rows = repeat(torch.arange(pre.shape[0], device=pre.device), "b k -> (b k)", k=k_aux)
+        rows = repeat(torch.arange(pre.shape[0], device=pre.device), "b -> (b k)", k=k_aux)
         values = torch.relu(model.encode_entries(batch.x, rows, cols.reshape(-1), out.pre))
         codes = Codes.from_sparse(rows, cols.reshape(-1), values, pre.shape[0], model.d_sae)
         residual = batch.x - out.x_hat.detach()

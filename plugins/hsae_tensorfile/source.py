@@ -42,6 +42,12 @@ class TensorFileSource(DataSource):
         self.eval_rows, self.train_rows = np.sort(split[:n_eval]), split[n_eval:]
         self._epoch_cache: tuple[int, np.ndarray] | None = None
 
+    @classmethod
+    def example_config(cls, workdir: Path) -> Config:
+        path = workdir / "example_activations.npy"
+        np.save(path, np.random.default_rng(0).standard_normal((256, 16)).astype(np.float32))
+        return cls.Config(path=path)
+
     @property
     def d_in(self) -> int:
         return int(self.array.shape[1])
