@@ -1,7 +1,7 @@
 """Metric: named scalars (and optional artifacts) from an evaluation pass.
 
-The evaluator runs the model once over the eval batches and calls ``update`` on every
-metric, then ``compute``. Metrics that need more than the shared pass (steering, probes)
+The evaluator calls ``start`` on every metric, runs the model once over the eval batches
+calling ``update``, then ``compute``. Metrics that need more than the shared pass (steering, probes)
 use the model and the data source in ``compute``.
 """
 
@@ -43,6 +43,10 @@ class Metric(Component):
 
     def reset(self) -> None:
         """Clear accumulated state before a pass."""
+
+    def start(self, ctx: EvalContext) -> None:
+        """Called before a pass; metrics that need the data source (ground truth) override it."""
+        self.reset()
 
     def update(self, batch: "Batch", out: "SAEOutput", model: "SAE") -> None:
         """Accumulate one batch."""

@@ -20,8 +20,9 @@ def evaluate(
     """``{metric table name: {key: value}}`` over ``batches`` eval batches."""
     was_training = model.training
     model.eval()
+    ctx = EvalContext(data=data, device=device, out_dir=out_dir, step=step, batch_size=batch_size, n_batches=batches)
     for metric in metrics.values():
-        metric.reset()
+        metric.start(ctx)
     with_labels = any(m.needs_labels for m in metrics.values())
     stream = data.batches(batch_size, split="eval", with_labels=with_labels)
     for batch in itertools.islice(stream, batches):
@@ -29,7 +30,6 @@ def evaluate(
         out = model(batch.x)
         for metric in metrics.values():
             metric.update(batch, out, model)
-    ctx = EvalContext(data=data, device=device, out_dir=out_dir, step=step, batch_size=batch_size, n_batches=batches)
     results = {name: {k: float(v) for k, v in metric.compute(model, ctx).items()} for name, metric in metrics.items()}
     model.train(was_training)
     return results
