@@ -9,7 +9,7 @@ from hsae.hookspecs import hookimpl
 
 @hookimpl
 def hsae_register(registry) -> None:  # noqa: ANN001
-    from hsae_standard import batchtopk, jumprelu, linear, losses, metrics, pipeline, relu, sae, topk
+    from hsae_standard import batchtopk, jumprelu, linear, losses, metrics, normalize, pipeline, relu, sae, topk
 
     for component in (
         sae.StandardSAE, linear.LinearEncoder, linear.LinearDecoder,
@@ -17,6 +17,7 @@ def hsae_register(registry) -> None:  # noqa: ANN001
         losses.MSELoss, losses.L1Loss, losses.MatryoshkaLoss, topk.AuxKLoss, jumprelu.L0Loss,
         metrics.MSEMetric, metrics.ExplainedVarianceMetric, metrics.L0Metric,
         metrics.DeadFractionMetric, metrics.DenseFractionMetric,
+        normalize.UnitNormSource,
         pipeline.TrainPipeline,
     ):
         registry.add(component)

@@ -1,0 +1,106 @@
+"""The ``teacher`` pipeline: does a geometric teacher make H-SAE features purer? (seed 001)
+
+Phases, each reusing what the earlier ones left in the run directory:
+
+1. ``extract``: estimate parent vectors and child deltas from labelled samples (the
+   data source's ground-truth labels, never its true directions) and validate them.
+2. ``baseline``: train the randomly initialized H-SAE (``arms.baseline``).
+3. ``teacher``: train the teacher-initialized H-SAE with stages A/B (``arms.teacher``).
+4. ``evaluate``: train the ablation arms, then compare every arm in ``report.md``,
+   ``report.json`` and plots.
+
+Each phase runs for every seed in ``seeds``; arms of one seed share data and steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+
+from hsae.config.converter import error_problems, make_converter
+from hsae.config.spec import InitializerSpec
+from hsae.config.toml_io import apply_override, parse_override
+from hsae.engine.assemble import assemble
+from hsae.engine.rundir import RunDir
+from hsae.engine.schema import TrainRecipe
+from hsae.errors import Problem, RecipeError, UserError
+from hsae.pipeline import Pipeline, RunContext
+from hsae_teacher.extract import GEOMETRY_DIR, extract_teacher, teacher_file
+from hsae_teacher.report import write_report
+from hsae_teacher.schema import Arm, TeacherRecipe
+
+_TRAIN_KEYS = ("data", "model", "losses", "metrics", "train", "eval", "stages")
+
+
+class TeacherPipeline(Pipeline):
+    """Seed 001: teacher extraction, baseline and teacher-initialized H-SAEs, evaluation and ablations."""
+
+    name = "teacher"
+    Config = TeacherRecipe
+    phases = ("extract", "baseline", "teacher", "evaluate")
+
+    def arm_recipe(self, name: str, arm: Arm, teacher_dir: Path | None) -> TrainRecipe:
+        """The training recipe of one arm: the shared tables plus this arm's init, stages and overrides.
+
+        ``teacher_dir`` holds phase 1's output; ``None`` (validation) leaves out what reads it.
+        """
+        doc = self.recipe.to_dict()
+        base = {key: doc[key] for key in _TRAIN_KEYS if key in doc}
+        if arm.stages:
+            teacher_losses = {k: dict(v) for k, v in doc.get("teacher_losses", {}).items()}
+            for spec in teacher_losses.values():  # causal-ortho uses phase 1's metric unless told otherwise
+                if spec.get("type") == "causal-ortho" and "metric_file" not in spec and teacher_dir is not None:
+                    spec["metric_file"] = str(teacher_file(teacher_dir, self.config.extract.metric))
+            base["losses"] = {**base["losses"], **teacher_losses}
+        else:
+            base.pop("stages", None)
+        if arm.init == "teacher" and teacher_dir is not None:
+            path = teacher_file(teacher_dir, arm.metric or self.config.extract.metric)
+            base["initializers"] = {"teacher": {"type": "teacher-vectors", "path": str(path)}}
+        for item in arm.set:
+            path, value = parse_override(item)
+            apply_override(base, path, value, item)
+        try:
+            return make_converter(self.recipe.base_dir).structure(base, TrainRecipe)
+        except Exception as exc:
+            problems = [Problem(m, path=f"arms.{name}: {p}", file=self.recipe.file) for p, m in error_problems(exc)]
+            raise RecipeError(problems) from None
+
+    def seed_recipe(self, recipe: TrainRecipe, seed: int) -> TrainRecipe:
+        return attrs.evolve(recipe, train=attrs.evolve(recipe.train, seed=seed))
+
+    def validate(self) -> None:
+        for name, arm in self.config.arms.items():
+            assemble(self.arm_recipe(name, arm, None), prefix=f"arms.{name}: ")
+        InitializerSpec("teacher-vectors").cls  # registered
+
+    def run_phase(self, phase: str, ctx: RunContext) -> None:
+        for seed in self.seeds():
+            root = ctx.run_dir.sub(f"seed-{seed}")
+            if phase == "extract":
+                if ctx.dist.is_main:
+                    extract_teacher(self.config, seed, root.root / GEOMETRY_DIR)
+            elif phase in ("baseline", "teacher"):
+                self.train_arm(phase, seed, root, ctx)
+            elif phase == "evaluate":
+                for name in self.config.arms:
+                    if name not in ("baseline", "teacher"):
+                        self.train_arm(name, seed, root, ctx)
+        if phase == "evaluate" and ctx.dist.is_main:
+            write_report(self.config, ctx.run_dir, self.seeds())
+
+    def seeds(self) -> list[int]:
+        return list(self.config.seeds) or [self.config.train.seed]
+
+    def train_arm(self, name: str, seed: int, root: RunDir, ctx: RunContext) -> None:
+        arm = self.config.arms[name]
+        teacher_dir = root.root / GEOMETRY_DIR
+        if (arm.init == "teacher" or arm.stages) and not teacher_file(teacher_dir, arm.metric or self.config.extract.metric).is_file():
+            raise UserError(f"{teacher_dir}: no teacher vectors; run phase 1 first (hsae run RECIPE --phase 1 --run-dir DIR)")
+        arm_dir = root.sub(name)
+        if (arm_dir.root / "model.safetensors").is_file() and not ctx.resume:
+            return  # trained by an earlier invocation; --phase reruns reuse it
+        recipe = self.seed_recipe(self.arm_recipe(name, arm, teacher_dir), seed)
+        trainer = assemble(recipe, run_dir=arm_dir, dist=ctx.dist, prefix=f"arms.{name}: ")
+        trainer.fit(resume=ctx.resume)
