@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from hsae.io import save_tensors, write_json, write_text
+from hsae.io import dumps, save_tensors, write_json, write_text
 
 
 class RunDir:
@@ -52,7 +52,7 @@ class RunDir:
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line (flushed, so a killed run keeps what it logged)."""
         with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            f.write(dumps(record) + "\n")
             f.flush()
 
     def truncate_log(self, after_step: int) -> None:
