@@ -172,10 +172,26 @@ class Trainer:
             raise UserError(f"train.batch_size = {c.batch_size} is not divisible by the {self.dist.world_size} processes")
         stream = self.data.batches(local_batch, start_step=self.step, shard=shard)
         writers = self._writers()
-        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and self.dist.is_main), desc="train", unit="step")
+        desc = self.run_dir.root.name if self.run_dir else "train"
+        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and self.dist.is_main), desc=desc, unit="step")
+        model.train()
+        try:
+            self._loop(opt, sched, forward, stream, unit_norm, writers, bar)
+        except KeyboardInterrupt:
+            self._save(opt)  # Ctrl-C keeps the work done so far; --resume continues from here
+            raise
+        bar.close()
+        self._save(opt)
+        results = self._final(writers)
+        for writer in writers:
+            writer.close()
+        return results
+
+    def _loop(self, opt, sched, forward, stream, unit_norm, writers, bar) -> None:
+        """Steps from ``self.step`` to ``train.steps``."""
+        c, model = self.cfg, self.model
         window: dict[str, torch.Tensor] = {}
         window_start, window_steps = time.perf_counter(), 0
-        model.train()
         while self.step < c.steps:
             stage = self.stage_at(self.step)
             batch = next(stream).to(self.device, non_blocking=True)
@@ -218,12 +234,6 @@ class Trainer:
             if c.checkpoint_every and self.step % c.checkpoint_every == 0:
                 self._save(opt)
                 barrier(self.dist)
-        bar.close()
-        self._save(opt)
-        results = self._final(writers)
-        for writer in writers:
-            writer.close()
-        return results
 
     def _accumulate(self, window: dict[str, torch.Tensor], total: torch.Tensor, terms: dict[str, torch.Tensor], out) -> None:
         values = {"loss": total.detach(), "l0": out.codes.l0().mean(), **{f"loss/{n}": t.detach() for n, t in terms.items()}}
