@@ -77,7 +77,7 @@ def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None
         config = converter.structure(doc, config_cls)
     except Exception as exc:  # cattrs raises exception groups; all become located problems
         raise RecipeError([problem(p, m) for p, m in error_problems(exc)]) from None
-    config = _locate_specs(config, "", lambda p: (file, locate(lines, p)))
+    config = _locate_specs(config, "", lambda p: (file, locate(lines, p), lines))
     recipe = Recipe(pipeline, config, file, base_dir)
     check = getattr(config, "check", None)
     if check is not None:
@@ -91,14 +91,14 @@ def _locate_specs(value: Any, path: str, where) -> Any:
     """A copy of ``value`` whose Specs know their recipe path, file and line (for build-time
     errors) and hold explicit configs. Copies, because default Specs are shared class defaults."""
     if isinstance(value, Spec):
-        file, line = where(path)
+        file, line, index = where(path)
         config = value.config
         if config is None:
             try:
                 config = value.cls.Config()
             except UnknownComponentError as exc:
                 raise RecipeError([Problem(str(exc), path=path, file=file, line=line)]) from None
-        return attrs.evolve(value, config=_locate_specs(config, path, where), path=path, file=file, line=line)
+        return attrs.evolve(value, config=_locate_specs(config, path, where), path=path, file=file, line=line, lines=index)
     if attrs.has(type(value)):
         changes = {}
         for field in attrs.fields(type(value)):

@@ -29,6 +29,17 @@ class Spec:
     path: str = attrs.field(default="", eq=False, repr=False)
     file: str = attrs.field(default="", eq=False, repr=False)
     line: int | None = attrs.field(default=None, eq=False, repr=False)
+    lines: dict[str, int] | None = attrs.field(default=None, eq=False, repr=False)  # the recipe's path -> line index
+
+    def _relocate(self, problem: Problem) -> Problem:
+        """A problem reported relative to this table, made relative to the whole recipe."""
+        from hsae.config.toml_io import locate
+
+        if problem.file:
+            return problem
+        path = f"{self.path}.{problem.path}" if self.path and problem.path else (problem.path or self.path)
+        line = (locate(self.lines, path) if self.lines else None) or self.line
+        return attrs.evolve(problem, path=path, file=self.file, line=line)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Spec):
@@ -56,8 +67,8 @@ class Spec:
             instance = self.cls(self.resolved_config(), **kwargs)
             instance.spec = self  # every built component knows the recipe table it came from
             return instance
-        except RecipeError:
-            raise
+        except RecipeError as exc:  # problems found by the component: locate them under this table
+            raise RecipeError([self._relocate(p) for p in exc.problems]) from None
         except (UserError, ValueError, FileNotFoundError) as exc:
             message = exc.args[0] if isinstance(exc, UserError) and exc.args else str(exc)
             raise RecipeError([Problem(message, path=self.path, file=self.file, line=self.line)]) from None
