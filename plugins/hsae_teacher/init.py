@@ -42,7 +42,11 @@ class TeacherVectorsInitializer(Initializer):
     class Config:
         """``path``: a ``teacher-<metric>.safetensors`` written by the teacher pipeline's phase 1."""
 
-        path: Path = Path("teacher.safetensors")
+        path: Path
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> Config:
+        return cls.Config(path=workdir / "teacher-data-covariance.safetensors")
 
     def apply(self, model, data) -> None:
         for attr in ("W_enc", "W_dec", "W_up", "W_down", "W_child_enc", "W_child_dec"):

@@ -40,6 +40,22 @@ class TeacherPipeline(Pipeline):
     Config = TeacherRecipe
     phases = ("extract", "baseline", "teacher", "evaluate")
 
+    @classmethod
+    def example_config(cls, workdir: Path) -> TeacherRecipe:
+        """A small but complete teacher experiment (used by the contract test)."""
+        from hsae.config.converter import make_converter
+
+        small = {
+            "data": {"type": "unit-norm", "source": {
+                "type": "hierarchical-synthetic", "d_model": 16, "orthogonal_features": False,
+                "hierarchy": {"n_features": 15, "n_roots": 3, "branching_factor": 4, "depth": 1}}},
+            "model": {"type": "hsae", "n_parents": 3, "subspace": 2, "n_children": 4,
+                      "parent_router": {"type": "parent-topk", "k": 1}},
+            "losses": {"mse": {"type": "mse"}},
+            "metrics": {"purity": {"type": "purity"}},
+        }
+        return make_converter(workdir).structure(small, TeacherRecipe)
+
     def arm_recipe(self, name: str, arm: Arm, teacher_dir: Path | None) -> TrainRecipe:
         """The training recipe of one arm: the shared tables plus this arm's init, stages and overrides.
 
