@@ -13,7 +13,7 @@ from torch import nn
 from hsae.registry import Component
 
 if TYPE_CHECKING:
-    from hsae.data import Batch
+    from hsae.data import Batch, DataSource
     from hsae.loss import StepContext
     from hsae.model import SAE, SAEOutput
 
@@ -26,6 +26,9 @@ class Callback(nn.Module, Component):
     def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config
+
+    def setup(self, model: "SAE", data: "DataSource") -> None:
+        """Called once before training (and before a checkpoint is restored): size buffers from the model."""
 
     def on_step_end(self, batch: "Batch", out: "SAEOutput", model: "SAE", ctx: "StepContext") -> None:
         """Called after the optimizer step and decoder renormalization."""

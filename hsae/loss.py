@@ -16,7 +16,7 @@ from torch import nn
 from hsae.registry import Component
 
 if TYPE_CHECKING:
-    from hsae.data import Batch
+    from hsae.data import Batch, DataSource
     from hsae.model import SAE, SAEOutput
 
 
@@ -46,6 +46,9 @@ class Loss(nn.Module, Component):
     def __init__(self, config: LossConfig) -> None:
         super().__init__()
         self.config = config
+
+    def setup(self, model: "SAE", data: "DataSource") -> None:
+        """Called once before training (and before a checkpoint is restored): size buffers from the model."""
 
     def weight(self, step: int) -> float:
         """``coefficient``, ramped linearly from 0 over ``warmup_steps``."""

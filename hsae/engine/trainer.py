@@ -146,6 +146,8 @@ class Trainer:
         c, model = self.cfg, self.model
         torch.manual_seed(c.seed + self.dist.rank)
         model.to(self.device)
+        for part in [*self.losses.values(), *self.callbacks.values()]:
+            part.setup(model, self.data)
         self.losses.to(self.device)
         self.callbacks.to(self.device)
         opt = self._optimizer()

@@ -55,14 +55,21 @@ class AuxKLoss(Loss):
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
         dead = ctx.dead_mask
-        if dead is None or not bool(dead.any()) or out.pre is None:
+        n_dead = 0 if dead is None or out.pre is None else int(dead.sum())
+        if n_dead == 0:  # the usual case once training is healthy: nothing to compute
             return out.x_hat.new_zeros(())
-        k_aux = min(self.config.k_aux or model.d_in // 2, int(dead.sum()))
-        pre = out.pre.detach().masked_fill(~dead, float("-inf"))
-        cols = pre.topk(k_aux, dim=1, sorted=False).indices
-        rows = repeat(torch.arange(pre.shape[0], device=pre.device), "b -> (b k)", k=k_aux)
-        values = torch.relu(model.encode_entries(batch.x, rows, cols.reshape(-1), out.pre))
-        codes = Codes.from_sparse(rows, cols.reshape(-1), values, pre.shape[0], model.d_sae)
+        k_aux = min(self.config.k_aux or model.d_in // 2, n_dead)
+        pre = out.pre.detach()
+        n_rows = pre.shape[0]
+        dead_cols = torch.nonzero(dead).squeeze(1)
+        if k_aux == n_dead:  # every dead latent takes part: nothing to select
+            cols = dead_cols.repeat(n_rows)
+        else:  # top k_aux among the dead latents' columns only (no masked copy of all of pre)
+            picked = pre.index_select(1, dead_cols).topk(k_aux, dim=1, sorted=False).indices
+            cols = dead_cols.index_select(0, picked.reshape(-1))
+        rows = repeat(torch.arange(n_rows, device=pre.device), "b -> (b k)", k=k_aux)
+        values = torch.relu(model.encode_entries(batch.x, rows, cols, out.pre))
+        codes = Codes.from_sparse(rows, cols, values, n_rows, model.d_sae)
         residual = batch.x - out.x_hat.detach()
         residual_hat = model.decode(codes, bias=False)
         error = (residual_hat - residual).pow(2).sum(-1).mean()
