@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hsae.engine.rundir import RunDir
+from hsae.summary import format_mean_std, mean_std
 from hsae.errors import UserError
 from hsae.io import read_json, write_json, write_text
 from hsae_teacher.extract import GEOMETRY_DIR
@@ -51,14 +52,6 @@ def arm_numbers(arm_dir: Path) -> dict[str, float]:
     return out
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {"mean": float(np.mean(finite)), "std": float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0,
-            "n": len(finite)}
-
-
 def judge(config: TeacherRecipe, baseline: dict[str, dict], teacher: dict[str, dict]) -> list[dict[str, Any]]:
     """Each of seed 001's targets, with the measured value and whether it was met."""
     t = config.targets
@@ -83,12 +76,6 @@ def judge(config: TeacherRecipe, baseline: dict[str, dict], teacher: dict[str, d
     ]
 
 
-def _fmt(stat: dict[str, float]) -> str:
-    if not stat or stat.get("n", 0) == 0:
-        return "n/a"
-    return f"{stat['mean']:.4g} ± {stat['std']:.2g}" if stat["n"] > 1 else f"{stat['mean']:.4g}"
-
-
 def write_report(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> dict[str, Any]:
     """Collect every arm of every seed and write the report files."""
     per_arm: dict[str, dict[str, list[float]]] = {}
@@ -99,7 +86,7 @@ def write_report(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> di
                 raise UserError(f"{arm_dir}: arm {name!r} has not been trained; run phases 2-4 first")
             for key, value in arm_numbers(arm_dir).items():
                 per_arm.setdefault(name, {}).setdefault(key, []).append(value)
-    summary = {name: {key: _stats(values) for key, values in keys.items()} for name, keys in per_arm.items()}
+    summary = {name: {key: mean_std(values) for key, values in keys.items()} for name, keys in per_arm.items()}
     geometry = {seed: read_json(run_dir.root / f"seed-{seed}" / GEOMETRY_DIR / "geometry.json") for seed in seeds}
     verdict = judge(config, summary["baseline"], summary["teacher"])
     report = {"seeds": seeds, "arms": summary, "per_seed": per_arm, "targets": verdict,
@@ -119,7 +106,7 @@ def _markdown(config: TeacherRecipe, report: dict[str, Any]) -> str:
         if not any(key in report["arms"][a] for a in arms):
             continue
         hint = "" if lower is None else (" (lower is better)" if lower else " (higher is better)")
-        lines.append(f"| {label}{hint} | " + " | ".join(_fmt(report["arms"][a].get(key, {})) for a in arms) + " |")
+        lines.append(f"| {label}{hint} | " + " | ".join(format_mean_std(report["arms"][a].get(key, {})) for a in arms) + " |")
     lines += ["", "## Seed 001's targets (teacher vs baseline)", "", "| target | measured | met |", "|---|---|---|"]
     for row in report["targets"]:
         lines.append(f"| {row['target']} | {row['measured']} | {'yes' if row['met'] else 'no'} |")
