@@ -16,7 +16,6 @@ from typing import Any
 import attrs
 import torch
 
-from hsae.config.spec import DecoderSpec, EncoderSpec, RouterSpec
 from hsae.model import Codes, SAEOutput
 from hsae_group_ortho.groups import GroupState
 from hsae_standard.sae import StandardSAE
@@ -28,21 +27,14 @@ class GroupOrthoSAE(StandardSAE):
     name = "group-ortho-sae"
 
     @attrs.frozen
-    class Config:
-        """``n_groups`` groups over ``d_sae`` latents; ``active_groups`` of them may fire per sample.
-
-        The seed used 2304 latents in 36 groups of 64; the defaults are CPU-sized.
-        ``encoder``/``router``/``decoder``/``tied_init``/``subtract_decoder_bias`` are the ``sae`` model's.
-        """
+    class Config(StandardSAE.Config):
+        """The ``sae`` model's keys plus ``n_groups`` groups over ``d_sae`` latents, of which
+        ``active_groups`` may fire per sample. The seed used 2304 latents in 36 groups of 64;
+        the defaults are CPU-sized."""
 
         d_sae: int = 512
         n_groups: int = 16
         active_groups: int = 4
-        encoder: EncoderSpec = EncoderSpec("linear")
-        router: RouterSpec = RouterSpec("topk")
-        decoder: DecoderSpec = DecoderSpec("linear")
-        tied_init: bool = True
-        subtract_decoder_bias: bool = True
 
     def __init__(self, config: Config, *, d_in: int) -> None:
         super().__init__(config, d_in=d_in)

@@ -299,6 +299,8 @@ class AbsorptionMetric(_GroundTruthMetric):
 
     @attrs.frozen
     class Config:
+        """``threshold``: firing rate below which an edge counts as absorbed; ``min_count`` samples per edge."""
+
         threshold: float = 0.5
         min_count: int = 5
 
@@ -311,11 +313,7 @@ class GroundTruthMetric(_GroundTruthMetric):
     """All ground-truth metrics from one pass: MCC, uniqueness, F1, L0 vs true, shrinkage, absorption."""
 
     name: ClassVar[str] = "ground-truth"
-
-    @attrs.frozen
-    class Config:
-        threshold: float = 0.5
-        min_count: int = 5
+    Config = AbsorptionMetric.Config
 
     def compute(self, model: "SAE", ctx: EvalContext) -> dict[str, float]:
         m, gt = self._match(model, ctx)
