@@ -7,7 +7,6 @@ target), ``training_curves.png`` and ``concept_metrics.png`` into the run direct
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
