@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from hsae.errors import RecipeError, UserError
 
@@ -19,12 +21,26 @@ def _recipe_args(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from hsae.config import load_recipe
-    from hsae.runner import run_recipe
+    from hsae.runner import RunInterrupted, run_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    run_dir = run_recipe(recipe, args.run_dir, resume=args.resume, phase=args.phase)
-    print(f"run directory: {run_dir.root}", file=sys.stderr)
+    try:
+        run_recipe(recipe, args.run_dir, resume=args.resume, phase=args.phase, announce=True)
+    except RunInterrupted as stop:
+        print(f"interrupted; continue with:\n  {resume_command(args, stop.root)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def resume_command(args: argparse.Namespace, root: Path) -> str:
+    """The ``hsae run ... --resume`` line that continues an interrupted run exactly."""
+    from hsae.run_summary import shown_path
+
+    words = ["hsae", "run", args.recipe, *(w for item in args.overrides for w in ("--set", item)),
+             "--run-dir", shown_path(root), "--resume"]
+    if args.phase is not None:
+        words += ["--phase", str(args.phase)]
+    return shlex.join(words)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

@@ -45,3 +45,7 @@ class Pipeline(Component):
 
     def run_phase(self, phase: str, ctx: RunContext) -> None:
         raise NotImplementedError
+
+    def headline(self, ctx: RunContext) -> list[str]:
+        """A few ``name: value`` lines printed when the run ends (default: the run's ``eval.json``)."""
+        return []

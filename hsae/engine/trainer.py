@@ -10,11 +10,11 @@ a crash ends bitwise equal to an uninterrupted run on CPU.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from hsae.callback import Callback
 from hsae.data import DataSource, Shard
@@ -29,6 +29,7 @@ from hsae.errors import Problem, RecipeError, UserError
 from hsae.loss import Loss, StepContext
 from hsae.metric import Metric
 from hsae.model import SAE
+from hsae.progress import progress
 
 
 def remove_parallel_gradient(pairs: list[tuple[nn.Parameter, int]]) -> None:
@@ -174,8 +175,7 @@ class Trainer:
             raise UserError(f"train.batch_size = {c.batch_size} is not divisible by the {self.dist.world_size} processes")
         stream = self.data.batches(local_batch, start_step=self.step, shard=shard)
         writers = self._writers()
-        desc = self.run_dir.root.name if self.run_dir else "train"
-        bar = tqdm(total=c.steps, initial=self.step, disable=not (c.progress and self.dist.is_main), desc=desc, unit="step")
+        bar = progress(c.steps, initial=self.step, enabled=c.progress and self.dist.is_main, desc=self._progress_name())
         model.train()
         try:
             self._loop(opt, sched, forward, stream, unit_norm, writers, bar)
@@ -188,6 +188,16 @@ class Trainer:
         for writer in writers:
             writer.close()
         return results
+
+    def _progress_name(self) -> str:
+        """The run directory's path below the working directory (``seed-0/baseline`` of a multi-arm run)."""
+        if not self.run_dir:
+            return "train"
+        root = self.run_dir.root
+        try:
+            return str(root.relative_to(Path.cwd()))
+        except ValueError:
+            return "/".join(root.parts[-3:])
 
     def _loop(self, opt, sched, forward, stream, unit_norm, writers, bar) -> None:
         """Steps from ``self.step`` to ``train.steps``."""

@@ -20,9 +20,9 @@ from pathlib import Path
 import attrs
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from hsae.io import write_json
+from hsae.progress import progress
 
 SPECIALS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<bos>", "eos_token": "<eos>"}
 
@@ -139,8 +139,8 @@ def train_causal_lm(texts: Sequence[str], out_dir: Path, *, tokenizer_config: To
     gen = torch.Generator().manual_seed(config.seed)
     log, window_loss, start = [], 0.0, time.perf_counter()
     model.train()
-    bar = tqdm(range(config.steps), desc="train lm", unit="step", disable=not config.progress)
-    for step in bar:
+    bar = progress(config.steps, desc="train lm", enabled=config.progress)
+    for step in range(config.steps):
         rows = torch.randint(len(train_windows), (config.batch_size,), generator=gen)
         batch = train_windows[rows]
         for group in opt.param_groups:
@@ -156,6 +156,8 @@ def train_causal_lm(texts: Sequence[str], out_dir: Path, *, tokenizer_config: To
             log.append({"step": step + 1, "loss": window_loss / n, "lr": lr_at(step, config)})
             bar.set_postfix(loss=f"{window_loss / n:.3f}")
             window_loss = 0.0
+        bar.update(1)
+    bar.close()
     elapsed = time.perf_counter() - start
     eval_loss = mean_loss(model, eval_windows, config.batch_size, config.eval_batches)
     out_dir = Path(out_dir)

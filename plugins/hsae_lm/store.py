@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from hsae.errors import UserError
 from hsae.io import load_tensors, save_tensors, write_json
+from hsae.progress import progress as progress_bar
 
 MANIFEST = "manifest.json"
 VERSION = 1
@@ -84,7 +84,7 @@ class ShardStore:
         pending: list[dict[str, torch.Tensor]] = []
         pending_rows = 0
         total = max_rows if max_rows is not None else None
-        bar = tqdm(total=total, initial=self.n_rows, unit="row", desc=desc, disable=not progress)
+        bar = progress_bar(total, initial=self.n_rows, unit="row", desc=desc, enabled=progress)
         start = self.items_done
         while start < n_items and (max_rows is None or self.n_rows + pending_rows < max_rows):
             stop = min(start + chunk_items, n_items)
