@@ -173,3 +173,16 @@ def test_ctrl_c_saves_and_prints_the_exact_resume_command(tmp_path, toy_data):
     steps = [json.loads(line)["step"] for line in (tmp_path / "runs" / "x" / "metrics.jsonl").read_text().splitlines()]
     checkpoints = list((tmp_path / "runs" / "x" / "checkpoints").glob("step_*/state.json"))
     assert checkpoints and steps
+
+
+def test_teacher_lm_recipe_phase_1_in_a_relative_run_dir(checkout, cli):
+    from hsae_lm import testing
+
+    testing.minilm()
+    wordnet = testing.wordnet_dir()
+    code, _, err = cli("run", "recipes/teacher-lm.toml", "--run-dir", "runs/teacher-lm", "--phase", "1",
+                       "--set", 'concepts.root="animal.n.01"', "--set", "geometry.random_tokens=500",
+                       "--set", f'wordnet_dir="{wordnet}"')
+    assert code == 0, err
+    assert (checkout / "runs" / "teacher-lm" / "geometry" / "geometry.md").is_file()
+    assert not (checkout / "recipes" / "runs").exists()
