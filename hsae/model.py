@@ -136,8 +136,20 @@ class Router(nn.Module, Component):
         return values
 
     def saelens_fields(self) -> dict[str, Any]:
-        """Router-specific keys of a SAELens ``cfg.json`` (``architecture``, ``k``...)."""
-        return {}
+        """Router-specific keys of a SAELens ``cfg.json`` (``architecture``, ``k``...).
+
+        The default says SAELens has no such activation (see :func:`saelens_incompatible`);
+        a router with a SAELens counterpart names its architecture here.
+        """
+        return saelens_incompatible(f"sae-{self.name}", f"SAELens has no counterpart of the {self.name!r} router")
+
+    def to_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The model's tensors (short names) with this router's state in SAELens' inference form."""
+        return tensors
+
+    def from_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Inverse of :meth:`to_saelens_tensors`: saved tensors back to this router's own state."""
+        return tensors
 
 
 class Decoder(nn.Module, Component):
@@ -196,5 +208,28 @@ class SAE(nn.Module, Component):
         return {"all": list(self.parameters())}
 
     def saelens_cfg(self) -> dict[str, Any]:
-        """Architecture keys of a SAELens-compatible ``cfg.json``."""
-        return {"architecture": self.architecture, "d_in": self.d_in, "d_sae": self.d_sae}
+        """Architecture keys of ``cfg.json``; the default marks the model as one SAELens cannot load."""
+        return saelens_incompatible(self.architecture, f"SAELens has no counterpart of the {self.name!r} model")
+
+    def to_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state dict (short names) as ``model.safetensors`` holds it: SAELens' inference form
+        for architectures SAELens knows, unchanged otherwise."""
+        return tensors
+
+    def from_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Inverse of :meth:`to_saelens_tensors`: ``model.safetensors`` back to this model's state (short names)."""
+        return tensors
+
+
+def saelens_incompatible(architecture: str, reason: str) -> dict[str, Any]:
+    """``cfg.json`` keys of a model SAELens cannot load.
+
+    ``architecture`` must be a name SAELens does not register (its loader then fails with
+    ``KeyError: '<architecture>'`` instead of loading wrong weights); ``saelens_note`` tells
+    the reader why and how to load the run instead.
+    """
+    return {
+        "architecture": architecture,
+        "saelens_compatible": False,
+        "saelens_note": f"{reason}; SAELens cannot load this SAE: load it with hsae.load_sae(run_dir)",
+    }

@@ -1,12 +1,18 @@
 """Final model files in ecosystem formats, and loading them back.
 
 ``model.safetensors`` uses SAELens parameter names (``W_enc``, ``b_enc``, ``W_dec``,
-``b_dec``, ``threshold``...): module prefixes are dropped. ``cfg.json`` carries SAELens'
-keys plus ``hsae_model``, the model's recipe table, so :func:`load_sae` rebuilds it.
+``b_dec``, ``threshold``...): module prefixes are dropped. For the architectures SAELens
+knows it holds SAELens' inference form exactly (a BatchTopK SAE is saved as a JumpReLU SAE
+with a per-latent ``threshold``, a JumpReLU SAE with ``threshold`` rather than its trained
+``log_threshold``), so ``sae_lens.SAE.load_from_disk(run_dir)`` loads the run; the model's
+``from_saelens_tensors`` maps the file back for hsae. ``cfg.json`` carries SAELens' keys,
+``saelens_compatible`` (false, with a ``saelens_note``, for models SAELens cannot load) and
+``hsae_model``, the model's recipe table, so :func:`load_sae` rebuilds the original model.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +24,21 @@ from hsae.io import load_tensors, read_json
 from hsae.model import SAE
 
 
+def _short_names(names: Iterable[str]) -> dict[str, str]:
+    """Short name (module prefix dropped) -> full state-dict name; identity where short names clash."""
+    names = list(names)
+    short = {name.rsplit(".", 1)[-1]: name for name in names}
+    return short if len(short) == len(names) else {name: name for name in names}
+
+
 def saelens_state_dict(model: SAE) -> dict[str, torch.Tensor]:
-    """State dict with module prefixes dropped where that keeps names unique."""
+    """The tensors of ``model.safetensors``: short names, in SAELens' inference form where it has one."""
     state = model.state_dict()
-    short = {name.rsplit(".", 1)[-1]: name for name in state}
-    if len(short) != len(state):
-        return dict(state)
-    return {s: state[full] for s, full in short.items()}
+    return model.to_saelens_tensors({short: state[full] for short, full in _short_names(state).items()})
 
 
 def saelens_cfg(model: SAE, data: DataSource, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A ``cfg.json`` that SAELens' loader accepts, with hsae's own keys alongside."""
+    """``cfg.json``: SAELens' keys (which its loader accepts when ``saelens_compatible``), with hsae's own alongside."""
     from hsae import __version__
     from hsae.config.converter import make_converter
 
@@ -51,25 +61,47 @@ def saelens_cfg(model: SAE, data: DataSource, extra: dict[str, Any] | None = Non
 
 
 def load_sae(path: str | Path, device: str = "cpu") -> SAE:
-    """Rebuild a trained SAE from a run directory (``cfg.json`` + ``model.safetensors``)."""
+    """Rebuild the trained hsae model of a run directory (``cfg.json`` + ``model.safetensors``).
+
+    Works for every architecture, including those SAELens cannot load (``cfg.json``'s
+    ``saelens_compatible`` is false); for the others ``sae_lens.SAE.load_from_disk(run_dir)``
+    gives the same codes and reconstructions.
+    """
+    root = _run_dir(Path(path))
+    cfg = read_json(root / "cfg.json")
+    model = _build_model(cfg, root / "cfg.json")
+    weights = root / "model.safetensors"
+    try:
+        tensors = model.from_saelens_tensors(load_tensors(weights))
+    except ValueError as exc:
+        raise UserError(f"{weights}: {exc}") from None
+    full = _short_names(model.state_dict())
+    try:
+        model.load_state_dict({full.get(name, name): tensor for name, tensor in tensors.items()})
+    except RuntimeError as exc:
+        raise UserError(f"{weights}: weights do not match cfg.json ({exc})") from None
+    return model.to(device).eval()
+
+
+def _run_dir(path: Path) -> Path:
+    """``path`` itself if it is a run directory; a clear error for a file inside one."""
+    if path.is_file():
+        raise UserError(f"{path}: load_sae takes the run directory, not a file in it; pass {path.parent}")
+    if path.is_dir() and not (path / "cfg.json").is_file():
+        raise UserError(f"{path}: not a run directory (no cfg.json); pass the directory that holds cfg.json "
+                        "and model.safetensors")
+    return path
+
+
+def _build_model(cfg: dict[str, Any], cfg_path: Path) -> SAE:
+    """The untrained model described by ``cfg.json``'s ``hsae_model`` entry."""
     from hsae.config.converter import error_problems, make_converter
     from hsae.config.spec import ModelSpec
 
-    root = Path(path)
-    cfg = read_json(root / "cfg.json")
     if "hsae_model" not in cfg:
-        raise UserError(f"{root / 'cfg.json'}: no 'hsae_model' entry; not written by hsae")
+        raise UserError(f"{cfg_path}: no 'hsae_model' entry; not written by hsae")
     try:
         spec = make_converter().structure(cfg["hsae_model"], ModelSpec)
     except Exception as exc:
-        raise UserError(f"{root / 'cfg.json'}: hsae_model: " + "; ".join(f"{p}: {m}" for p, m in error_problems(exc))) from None
-    model = spec.build(d_in=cfg["d_in"])
-    tensors = load_tensors(root / "model.safetensors")
-    full = model.state_dict()
-    short = {name.rsplit(".", 1)[-1]: name for name in full}
-    state = {short.get(k, k): v for k, v in tensors.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise UserError(f"{root / 'model.safetensors'}: weights do not match cfg.json ({exc})") from None
-    return model.to(device).eval()
+        raise UserError(f"{cfg_path}: hsae_model: " + "; ".join(f"{p}: {m}" for p, m in error_problems(exc))) from None
+    return spec.build(d_in=cfg["d_in"])

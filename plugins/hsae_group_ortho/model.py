@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 import torch
 
-from hsae.model import Codes, SAEOutput
+from hsae.model import Codes, SAEOutput, saelens_incompatible
 from hsae_group_ortho.groups import GroupState
 from hsae_standard.sae import StandardSAE
 
@@ -84,5 +84,10 @@ class GroupOrthoSAE(StandardSAE):
         return SAEOutput(x_hat=self.decoder(codes), codes=codes, pre=pre)
 
     def saelens_cfg(self) -> dict[str, Any]:
-        return {**super().saelens_cfg(), "architecture": "group_ortho", "n_groups": self.n_groups,
-                "active_groups": self.config.active_groups}
+        return {
+            **super().saelens_cfg(),
+            **saelens_incompatible("group_ortho", "the per-sample group mask and the group state have no SAELens "
+                                                  "counterpart"),
+            "n_groups": self.n_groups,
+            "active_groups": self.config.active_groups,
+        }

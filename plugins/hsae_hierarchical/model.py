@@ -62,7 +62,7 @@ from einops import einsum, rearrange
 from torch import nn
 
 from hsae.config.spec import RouterSpec
-from hsae.model import SAE, Codes, SAEOutput
+from hsae.model import SAE, Codes, SAEOutput, saelens_incompatible
 from hsae_hierarchical.routers import ChildTop1Router, ParentTopKRouter
 from hsae_hierarchical.sparse import SlotGrouping, gather_dot, routed_entries, scatter_rows
 
@@ -260,7 +260,8 @@ class HierarchicalSAE(SAE):
 
     def saelens_cfg(self) -> dict[str, Any]:
         return {
-            "architecture": "hsae",
+            **saelens_incompatible("hsae", "H-SAE routes each sample to child latents in per-parent subspaces, "
+                                           "which no SAELens architecture does"),
             "n_parents": self.m,
             "subspace": self.s,
             "n_children": self.a,

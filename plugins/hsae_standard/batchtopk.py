@@ -10,7 +10,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from hsae.model import Router
+from hsae.model import Router, saelens_incompatible
 
 _BLOCK = 32
 
@@ -77,4 +77,21 @@ class BatchTopKRouter(Router):
         return torch.relu(values)
 
     def saelens_fields(self) -> dict:
-        return {"architecture": "batchtopk", "k": self.config.k}
+        """SAELens saves a trained BatchTopK SAE as a JumpReLU SAE with the threshold of every latent
+        set to the learned one; so does hsae. Before any threshold is learned, there is no such form."""
+        if self.threshold < 0:
+            return saelens_incompatible("sae-batchtopk", "no inference threshold learned yet (untrained BatchTopK)")
+        return {"architecture": "jumprelu", "k": self.config.k}
+
+    def to_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The scalar ``threshold`` becomes SAELens JumpReLU's per-latent ``threshold``, ``(d_sae,)``."""
+        return {**tensors, "threshold": tensors["threshold"].expand(self.d_sae).clone()}
+
+    def from_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A saved per-latent ``threshold`` back to the scalar one (all its entries are equal)."""
+        threshold = tensors["threshold"]
+        if threshold.dim() == 0:  # written before hsae saved SAELens' JumpReLU form
+            return tensors
+        if not bool((threshold == threshold[0]).all()):
+            raise ValueError("a BatchTopK SAE has one threshold for all latents; the saved ones differ")
+        return {**tensors, "threshold": threshold[0].clone()}

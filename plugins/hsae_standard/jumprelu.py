@@ -81,6 +81,20 @@ class JumpReLURouter(Router):
     def saelens_fields(self) -> dict:
         return {"architecture": "jumprelu"}
 
+    def to_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """SAELens' JumpReLU stores ``threshold`` itself: ``log_threshold`` is saved exponentiated."""
+        tensors = dict(tensors)
+        tensors["threshold"] = tensors.pop("log_threshold").exp()
+        return tensors
+
+    def from_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A saved ``threshold`` back to the trained ``log_threshold``."""
+        if "threshold" not in tensors:  # written before hsae saved SAELens' form
+            return tensors
+        tensors = dict(tensors)
+        tensors["log_threshold"] = tensors.pop("threshold").log()
+        return tensors
+
 
 class L0Loss(Loss):
     """Mean L0 through the router's straight-through estimator (JumpReLU's sparsity term)."""

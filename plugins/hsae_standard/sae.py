@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from hsae.config.spec import DecoderSpec, EncoderSpec, RouterSpec
-from hsae.model import SAE, Codes, SAEOutput
+from hsae.model import SAE, Codes, SAEOutput, saelens_incompatible
+from hsae_standard.linear import LinearDecoder, LinearEncoder
 
 
 class StandardSAE(SAE):
@@ -83,4 +84,19 @@ class StandardSAE(SAE):
         }
 
     def saelens_cfg(self) -> dict[str, Any]:
-        return {"architecture": "standard", **self.router.saelens_fields()}
+        """SAELens' keys: the router decides the architecture; only linear encoders and decoders have a counterpart."""
+        if type(self.encoder) is not LinearEncoder or type(self.decoder) is not LinearDecoder:
+            return saelens_incompatible(f"sae-{self.encoder.name}-{self.decoder.name}",
+                                        "SAELens SAEs have linear encoders and decoders only")
+        return {
+            "architecture": "standard",
+            "saelens_compatible": True,
+            "apply_b_dec_to_input": self.config.subtract_decoder_bias,
+            **self.router.saelens_fields(),
+        }
+
+    def to_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.router.to_saelens_tensors(tensors)
+
+    def from_saelens_tensors(self, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.router.from_saelens_tensors(tensors)
