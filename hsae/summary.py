@@ -14,10 +14,3 @@ def mean_std(values: list[float | None]) -> dict[str, float]:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
     std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
     return {"mean": float(np.mean(finite)), "std": std, "n": len(finite)}
-
-
-def format_mean_std(stat: dict[str, float] | None) -> str:
-    """``"0.512 ± 0.03"``, or the mean alone for one value, or ``n/a``."""
-    if not stat or stat.get("n", 0) == 0:
-        return "n/a"
-    return f"{stat['mean']:.4g} ± {stat['std']:.2g}" if stat["n"] > 1 else f"{stat['mean']:.4g}"

@@ -95,7 +95,7 @@ def test_steering_shifts_the_parents_tokens_and_random_directions_do_not(run):
     assert s["steer.parent_logratio_change"]["mean"] > s["random.parent_logratio_change"]["mean"] + 2.0
     assert all(k in s for k in ("steer.child_logratio_change", "random.child_logratio_change"))
     table = (run / "interventions.md").read_text()
-    assert "| |change| of log P(child i) / P(child j) |" in table and "random direction" in table
+    assert r"| \|change\| of log P(child i) / P(child j) |" in table and "random direction" in table
 
 
 def test_an_encoder_skips_interventions(tmp_path, cli):

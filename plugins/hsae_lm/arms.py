@@ -5,12 +5,11 @@ Each arm is an ordinary training recipe built from the pipeline recipe's ``[data
 ``init`` (``teacher``: hsae_teacher's ``teacher-vectors`` initializer reading phase 1's
 ``teacher-unembedding.safetensors``) and ``set`` overrides. All arms share one data source,
 so activations are captured once. ``evaluate`` puts every arm's final metrics side by side
-in ``<run>/arms/report.md`` and ``report.json``.
+in ``<run>/arms/report.md`` and ``report.json``, with ``training_curves.png``.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +19,8 @@ from hsae.config.converter import error_problems, make_converter
 from hsae.config.toml_io import apply_override, parse_override
 from hsae.errors import Problem, RecipeError, UserError
 from hsae.io import read_json, write_json, write_text
+from hsae.report import (curve, format_number, markdown_table, metric_label, numbers_only, plot_curve, pyplot,
+                         save_figure, seeds_note, spread_caption)
 
 ARMS_DIR = "arms"
 TEACHER_FILE = "teacher-unembedding.safetensors"
@@ -78,27 +79,51 @@ def train_arms(recipe, run_root: Path, ctx) -> None:  # noqa: ANN001 - RunContex
         trainer.fit(resume=ctx.resume)
 
 
+EXPERIMENT = "Teacher-initialized vs random H-SAE"
+SEED_HINT = "--set train.seed=N (one run directory per seed)"
+
+
 def compare_arms(recipe, run_root: Path) -> dict:  # noqa: ANN001
-    """Every arm's final metrics side by side: ``report.json`` and ``report.md`` in ``<run>/arms``."""
-    arms = {}
-    for name in recipe.config.arms:
-        path = run_root / ARMS_DIR / name / "eval.json"
-        if not path.is_file():
-            raise UserError(f"{path.parent}: arm {name!r} is not trained; run its phase first")
-        metrics = read_json(path)["eval_result_metrics"]
-        arms[name] = {key: value for table in metrics.values() for key, value in table.items()}
-    keys = sorted({k for values in arms.values() for k in values})
-    lines = ["| metric | " + " | ".join(arms) + " |", "|---" * (len(arms) + 1) + "|"]
-    for key in keys:
-        cells = [_fmt(arms[a].get(key)) for a in arms]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    report = {"arms": arms, "markdown": "\n".join(lines) + "\n"}
+    """Every arm's final metrics side by side: ``report.json``, ``report.md`` and plots in ``<run>/arms``."""
+    arms = {name: arm_metrics(run_root / ARMS_DIR / name) for name in recipe.config.arms}
+    seed = recipe.config.train.seed
+    report = numbers_only({"experiment": EXPERIMENT, "model": recipe.config.model, "seeds": [seed], "arms": arms})
     write_json(run_root / ARMS_DIR / "report.json", report)
-    write_text(run_root / ARMS_DIR / "report.md", report["markdown"])
-    return report
+    text = arms_markdown(recipe.config.model, seed, arms)
+    write_text(run_root / ARMS_DIR / "report.md", text)
+    plot_training_curves(recipe.config, run_root / ARMS_DIR)
+    return {**report, "markdown": text}
 
 
-def _fmt(value) -> str:  # noqa: ANN001
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.4g}"
+def arm_metrics(arm_dir: Path) -> dict[str, float]:
+    """One trained arm's final metrics (every table of its ``eval.json`` flattened)."""
+    path = arm_dir / "eval.json"
+    if not path.is_file():
+        raise UserError(f"{arm_dir}: arm {arm_dir.name!r} is not trained; run its phase first")
+    metrics = read_json(path)["eval_result_metrics"]
+    return {key: value for table in metrics.values() for key, value in table.items()}
+
+
+def arms_markdown(model: str, seed: int, arms: dict[str, dict[str, float]]) -> str:
+    """``report.md``: the seed note and one row per metric, one column per arm."""
+    keys = sorted({k for values in arms.values() for k in values})
+    rows = [[key, *(format_number(arms[a].get(key), "value") for a in arms)] for key in keys]
+    lines = [f"# {EXPERIMENT} on {model}", "", seeds_note([seed], SEED_HINT), "",
+             *markdown_table(["metric", *arms], rows), "", "Plot: `training_curves.png`."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_training_curves(config, arms_dir: Path) -> Path:  # noqa: ANN001 - TeacherLMRecipe
+    """Reconstruction loss of every arm over training (one seed: no band)."""
+    from hsae.engine.rundir import RunDir
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in config.arms:
+        plot_curve(ax, [curve(RunDir(arms_dir / name).read_log(), "loss/mse")], name)
+    ax.set(xlabel="training step", yscale="log",
+           ylabel=metric_label("reconstruction loss", "MSE, log scale", lower_is_better=True, wrap=True),
+           title=f"training curves ({spread_caption(1)})")
+    ax.legend(fontsize="small")
+    fig.suptitle(f"{EXPERIMENT} on {config.model}", fontsize="medium")
+    return save_figure(fig, arms_dir / "training_curves.png")

@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 import torch
 
+from hsae.report import markdown_table
 from hsae_lm.concepts import ConceptHierarchy
 from hsae_teacher.estimator import TeacherConfig
 from hsae_teacher.geometry import fit_whitening
@@ -116,7 +117,7 @@ def render_markdown(report: dict, title: str = "") -> str:
     present = [(label, report if key is None else (report.get("controls") or {}).get(key)) for label, key in COLUMNS]
     present = [(label, section) for label, section in present if section]
     lines = [f"# {title}", ""] if title else []
-    lines += ["| metric | " + " | ".join(label for label, _ in present) + " |", "|---" * (len(present) + 1) + "|"]
+    rows = []
     for label, part, key, spec in ROWS:
         cells = []
         for _, section in present:
@@ -124,7 +125,8 @@ def render_markdown(report: dict, title: str = "") -> str:
             values = [_get(section, part, k) for k in keys]
             cells.append(" / ".join(_fmt(v, spec) for v in values))
         if any(c.strip("- /") for c in cells):
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            rows.append([label, *cells])
+    lines += markdown_table(["metric", *(label for label, _ in present)], rows)
     c, n = report["config"], report["counts"]
     lines += ["", f"{c['n_concepts']} concepts ({n['n_parents']} parents, {n['n_children']} children) over "
               f"{c['n_tokens']} tokens ({c['n_random_tokens']} random), d = {c['d_model']}, vocabulary {c['vocab_size']}; "

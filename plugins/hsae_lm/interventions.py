@@ -27,6 +27,7 @@ import attrs
 import numpy as np
 import torch
 
+from hsae.report import format_number, markdown_table
 from hsae_lm.concepts import ConceptHierarchy
 from hsae_lm.hooks import HookPoint, hooked
 
@@ -146,9 +147,12 @@ def render_markdown(report: dict) -> str:
             ("change of log P(parent) / P(others)", "parent_logratio_change"),
             ("|change| of log P(child i) / P(child j)", "child_logratio_change"))
     lines = [f"Interventions: alpha = {report['config']['alpha']} at {report['config']['hook']}, "
-             f"{report['n_parents']} parents, {len(report['config']['prompts'])} prompts (mean ± std over parents)", "",
-             "| effect | parent vector | random direction |", "|---|---|---|"]
-    for label, key in rows:
-        cells = [f"{s[f'{arm}.{key}']['mean']:.3f} ± {s[f'{arm}.{key}']['std']:.3f}" for arm in ("steer", "random")]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+             f"{report['n_parents']} parents, {len(report['config']['prompts'])} prompts (mean ± std over parents)", ""]
+    cells = [[label, *(_mean_std(s[f"{arm}.{key}"]) for arm in ("steer", "random"))] for label, key in rows]
+    lines += markdown_table(["effect", "parent vector", "random direction"], cells)
     return "\n".join(lines) + "\n"
+
+
+def _mean_std(stat: dict) -> str:
+    """``mean ± std`` in nats with three decimals, both always shown (a spread over parents, not seeds)."""
+    return f"{format_number(stat['mean'], 'decimal')} ± {format_number(stat['std'], 'decimal')}"
