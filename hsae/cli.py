@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import inspect
 import json
 import shlex
 import sys
+import textwrap
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,17 +56,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from hsae.config.describe import first_paragraph
     from hsae.plugins import get_manager
 
     infos = get_manager().infos
     if args.json:
         print(json.dumps([{
             "name": i.name, "distribution": i.distribution, "version": i.version, "module": i.module,
-            "status": i.status, "error": i.error, "hooks": i.hooks, "components": i.components,
+            "status": i.status, "error": i.error, "summary": first_paragraph(i.doc), "hooks": i.hooks,
+            "components": i.components,
         } for i in infos], indent=2))
         return 0
     for i in infos:
         print(f"{i.name}  ({i.distribution} {i.version})  [{i.status}]")
+        if i.doc:
+            print(f"    {first_paragraph(i.doc)}")
         if i.error:
             print(f"    error: {i.error}")
         if i.hooks:
@@ -74,13 +81,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from hsae.config.describe import plain_text
     from hsae.plugins import get_registry
     from hsae.registry import KINDS
 
+    if args.name:
+        return show_component(args.kind, args.name, as_json=args.json)
     registry = get_registry()
-    if args.kind and args.kind not in KINDS:
-        raise UserError(f"unknown kind {args.kind!r}; kinds are {', '.join(KINDS)}")
-    rows = [{"kind": k, "name": n, "summary": e.cls.summary(), "provider": e.provider}
+    if args.kind and args.kind not in KINDS and any(n == args.kind for _, n, _ in registry.entries()):
+        raise UserError(f"{args.kind!r} is a component, not a kind; hsae show {args.kind} shows its keys")
+    _check_kind(args.kind)
+    rows = [{"kind": k, "name": n, "summary": plain_text(e.cls.summary()), "provider": e.provider}
             for k, n, e in registry.entries(args.kind)]
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -92,6 +103,110 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"{kind}:")
         print(f"  {row['name']:<24} {row['summary']}")
     return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    if len(args.what) > 2:
+        raise UserError(f"show takes NAME, KIND NAME or KIND:NAME, got {' '.join(args.what)!r}")
+    kind, name = args.what if len(args.what) == 2 else (None, args.what[0])
+    if kind is None and ":" in name:
+        kind, name = name.split(":", 1)
+    return show_component(kind, name, as_json=args.json)
+
+
+def _check_kind(kind: str | None) -> None:
+    from hsae.registry import KINDS
+
+    if kind and kind not in KINDS:
+        close = difflib.get_close_matches(kind, KINDS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"unknown kind {kind!r}{hint}; kinds are {', '.join(KINDS)}")
+
+
+def find_component(kind: str | None, name: str) -> tuple[str, str]:
+    """``(kind, name)`` of a registered component; without a kind, the only kind that has ``name``."""
+    from hsae.plugins import get_registry
+
+    registry = get_registry()
+    _check_kind(kind)
+    if kind:
+        registry.get(kind, name)  # unknown names raise with a did-you-mean
+        return kind, name
+    kinds = [k for k, n, _ in registry.entries() if n == name]
+    if len(kinds) > 1:
+        choices = ", ".join(f"{k}:{name}" for k in kinds)
+        raise UserError(f"{name!r} names several components ({choices}); say which, e.g. hsae show {kinds[0]} {name}")
+    if not kinds:
+        names = sorted({n for _, n, _ in registry.entries()})
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"no component named {name!r}{hint}; hsae list shows them all")
+    return kinds[0], name
+
+
+def describe_component(kind: str, name: str) -> dict:
+    """What ``hsae show`` prints about a component, as JSON-ready data."""
+    from hsae.config.describe import describe_config, plain_text
+    from hsae.plugins import get_registry
+
+    entry = get_registry().entry(kind, name)
+    return {
+        "kind": kind, "name": name, "provider": entry.provider, "summary": plain_text(entry.cls.summary()),
+        "doc": plain_text(inspect.getdoc(entry.cls)),
+        "keys": [k.to_json() for k in describe_config(entry.cls.Config)],
+    }
+
+
+def show_component(kind: str | None, name: str, *, as_json: bool = False) -> int:
+    """Print a component's recipe keys (types, defaults, docs); a pipeline's are the whole recipe's."""
+    kind, name = find_component(kind, name)
+    info = describe_component(kind, name)
+    if as_json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{kind} {name}  (from {info['provider']})")
+    if info["doc"]:
+        print(textwrap.indent(info["doc"], "  "))
+    print()
+    if kind == "pipeline":
+        print(f'recipe keys (a recipe with pipeline = "{name}"):')
+    else:
+        print(f'keys (in its table, beside type = "{name}"):')
+    lines = format_keys(info["keys"], indent=2)
+    print("\n".join(lines) if lines else "  (none)")
+    return 0
+
+
+def format_keys(keys: list[dict], indent: int) -> list[str]:
+    """Text lines for described keys: ``key: type = default``, its doc below, nested keys indented."""
+    lines = []
+    pad = " " * indent
+    for key in keys:
+        head = f"{pad}{key['key']}: {key['type']}"
+        if key["required"]:
+            head += "  (required)"
+        elif not (key.get("keys") and isinstance(key["default"], dict)):
+            head += f" = {toml_inline(key['default'])}"
+        lines.append(head)
+        if key["doc"]:
+            lines += textwrap.wrap(key["doc"], width=100, initial_indent=pad + "    ", subsequent_indent=pad + "    ")
+        lines += format_keys(key.get("keys", []), indent + 2)
+    return lines
+
+
+def toml_inline(value: object) -> str:
+    """A default as it would be written in a recipe; ``None`` (TOML has no null) as ``(unset)``."""
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_inline(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_inline(v) for v in value) + "]"
+    return str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,14 +231,23 @@ def build_parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
     plugins.set_defaults(handler=cmd_plugins)
 
-    listing = sub.add_parser("list", help="list registered components with their one-line docs")
+    listing = sub.add_parser("list", help="list registered components with their one-line docs",
+                             description="List components; with KIND and NAME, show that component's keys.")
     listing.add_argument("kind", nargs="?", help="only this kind (router, loss, metric, ...)")
+    listing.add_argument("name", nargs="?", help="show this component's recipe keys, types, defaults and docs")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_list)
 
+    show = sub.add_parser("show", help="show a component's recipe keys with types, defaults and docs",
+                          description="Show a component's recipe keys. NAME alone finds its kind; a pipeline "
+                                      "(e.g. train) shows the whole recipe, [train] and [eval] included.")
+    show.add_argument("what", nargs="+", metavar="[KIND] NAME", help="e.g. topk, router topk, loss:mse, train")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+
     from hsae.plugins import get_manager
 
-    get_manager().pm.hook.hsae_add_commands(subparsers=sub)
+    get_manager().add_commands(sub)
     return parser
 
 

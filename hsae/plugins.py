@@ -3,10 +3,17 @@
 Every entry point is loaded on its own: one that fails to import is reported as a warning,
 listed as failed by ``hsae plugins``, and never stops the others. ``HSAE_DISABLE_PLUGINS``
 (comma separated entry-point names) skips plugins.
+
+Loading is cheap and registration is lazy: :meth:`PluginManager.load_entry_points` imports
+each plugin's top module (which imports only ``hookimpl``) and registers it with pluggy, so
+``hsae --help`` can collect the plugins' commands without importing torch. Each plugin's
+``hsae_register`` hook, which imports its components, runs the first time the registry (or
+``infos``, which lists components) is needed.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata as md
 import os
 import warnings
@@ -34,18 +41,34 @@ class PluginInfo:
     error: str = ""
     components: list[str] = attrs.field(factory=list)
     hooks: list[str] = attrs.field(factory=list)
+    doc: str = ""  # the plugin module's docstring
 
 
 class PluginManager:
-    """Loads plugins and fills a :class:`Registry` from them."""
+    """Loads plugins and fills a :class:`Registry` from them, the first time it is needed."""
 
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("hsae")
         self.pm.add_hookspecs(hookspecs)
-        self.registry = Registry()
-        self.infos: list[PluginInfo] = []
+        self._registry = Registry()
+        self._infos: list[PluginInfo] = []
+        self._pending: list[tuple[object, PluginInfo]] = []  # loaded, hsae_register not called yet
+        self._registering = False
+
+    @property
+    def registry(self) -> Registry:
+        """The components of every plugin; runs pending ``hsae_register`` hooks first."""
+        self.register_pending()
+        return self._registry
+
+    @property
+    def infos(self) -> list[PluginInfo]:
+        """What ``hsae plugins`` shows; runs pending ``hsae_register`` hooks first."""
+        self.register_pending()
+        return self._infos
 
     def load_entry_points(self) -> None:
+        """Import every ``hsae`` entry point and register it with pluggy (not yet with the registry)."""
         disabled = {n.strip() for n in os.environ.get("HSAE_DISABLE_PLUGINS", "").split(",") if n.strip()}
         seen = set()
         for ep in sorted(md.entry_points(group=GROUP), key=lambda e: e.name):
@@ -55,7 +78,7 @@ class PluginManager:
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
             info = PluginInfo(ep.name, dist, version, ep.value)
-            self.infos.append(info)
+            self._infos.append(info)
             if ep.name in disabled:
                 info.status = "disabled"
                 continue
@@ -65,41 +88,91 @@ class PluginManager:
                 info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
                 warnings.warn(f"hsae plugin {ep.name!r} ({dist}) failed to load: {info.error}", stacklevel=2)
                 continue
-            self.register(module, info)
+            self._attach(module, info)
         self.pm.check_pending()
 
     def register(self, plugin: ModuleType | object, info: PluginInfo | None = None) -> None:
-        """Register one plugin object (a module or any object with hookimpls)."""
-        name = info.name if info else getattr(plugin, "__name__", repr(plugin))
-        if info is None:
-            info = PluginInfo(name, "<direct>", "", getattr(plugin, "__name__", ""))
-            self.infos.append(info)
-        self.pm.register(plugin, name=name)
-        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
-        impl = getattr(plugin, "hsae_register", None)
-        if impl is None:
+        """Register one plugin object (a module or any object with hookimpls) and its components now."""
+        self.register_pending()
+        info = self._attach(plugin, info)
+        self._pending.pop()  # registered right away instead
+        self._call_register(plugin, info)
+
+    def register_pending(self) -> None:
+        """Run ``hsae_register`` of every plugin loaded but not yet registered, in load order.
+
+        A plugin that fails is unregistered and listed as failed; a duplicate name raises
+        :class:`DuplicateComponentError` (again on the next access, until fixed).
+        """
+        if self._registering or not self._pending:
             return
-        provider = f"{info.name} ({info.distribution})" if info.distribution != "<direct>" else info.name
+        self._registering = True
         try:
-            with self.registry.providing(provider):
-                impl(registry=self.registry)
-        except DuplicateComponentError:
-            raise
-        except Exception as exc:
-            self.registry.remove_provider(provider)
-            self.pm.unregister(plugin)
-            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"hsae plugin {name!r} failed to register: {info.error}", stacklevel=2)
-            return
-        info.components = [f"{k}:{n}" for k, n, e in self.registry.entries() if e.provider == provider]
+            while self._pending:
+                plugin, info = self._pending[0]
+                self._call_register(plugin, info)
+                self._pending.pop(0)
+        finally:
+            self._registering = False
+
+    def add_commands(self, subparsers: argparse._SubParsersAction) -> None:
+        """Let every plugin add CLI subcommands; a plugin whose hook fails is skipped with a warning."""
+        for impl in self.pm.hook.hsae_add_commands.get_hookimpls():
+            try:
+                impl.function(subparsers=subparsers)
+            except Exception as exc:  # one broken plugin must not break the whole CLI
+                info = self._info_named(impl.plugin_name)
+                error = f"{type(exc).__name__}: {exc}"
+                if info is not None:
+                    info.status, info.error = "failed", error
+                warnings.warn(f"hsae plugin {impl.plugin_name!r} failed to add commands: {error}", stacklevel=2)
 
     def unregister(self, plugin: object) -> None:
         name = self.pm.get_name(plugin)
-        for info in [i for i in self.infos if i.name == name]:
-            provider = f"{info.name} ({info.distribution})" if info.distribution != "<direct>" else info.name
-            self.registry.remove_provider(provider)
-            self.infos.remove(info)
+        self._pending = [(p, i) for p, i in self._pending if p is not plugin]
+        for info in [i for i in self._infos if i.name == name]:
+            self._registry.remove_provider(_provider(info))
+            self._infos.remove(info)
         self.pm.unregister(plugin)
+
+    def _attach(self, plugin: object, info: PluginInfo | None) -> PluginInfo:
+        """Register ``plugin`` with pluggy and queue its ``hsae_register`` hook."""
+        name = info.name if info else getattr(plugin, "__name__", repr(plugin))
+        if info is None:
+            info = PluginInfo(name, "<direct>", "", getattr(plugin, "__name__", ""))
+            self._infos.append(info)
+        self.pm.register(plugin, name=name)
+        info.doc = getattr(plugin, "__doc__", None) or ""
+        info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
+        self._pending.append((plugin, info))
+        return info
+
+    def _call_register(self, plugin: object, info: PluginInfo) -> None:
+        """Run one plugin's ``hsae_register``, isolating any failure but a duplicate name."""
+        impl = getattr(plugin, "hsae_register", None)
+        if impl is None:
+            return
+        provider = _provider(info)
+        try:
+            with self._registry.providing(provider):
+                impl(registry=self._registry)
+        except DuplicateComponentError:
+            raise
+        except Exception as exc:
+            self._registry.remove_provider(provider)
+            self.pm.unregister(plugin)
+            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"hsae plugin {info.name!r} failed to register: {info.error}", stacklevel=3)
+            return
+        info.components = [f"{k}:{n}" for k, n, e in self._registry.entries() if e.provider == provider]
+
+    def _info_named(self, name: str) -> PluginInfo | None:
+        return next((i for i in self._infos if i.name == name), None)
+
+
+def _provider(info: PluginInfo) -> str:
+    """How the registry names the plugin that provided a component."""
+    return f"{info.name} ({info.distribution})" if info.distribution != "<direct>" else info.name
 
 
 _manager: PluginManager | None = None

@@ -40,9 +40,9 @@ class Component:
 
     @classmethod
     def summary(cls) -> str:
-        """First line of the class docstring."""
+        """First paragraph of the class docstring, on one line (``hsae list`` shows it as plain text)."""
         doc = inspect.getdoc(cls) or ""
-        return doc.splitlines()[0] if doc else ""
+        return " ".join(doc.split("\n\n", 1)[0].split())
 
 
 @attrs.frozen

@@ -128,3 +128,114 @@ def test_cli_plugins_and_list(cli):
 
 def test_global_manager_is_cached():
     assert plugins.get_manager() is plugins.get_manager()
+
+
+# -- lazy registration: loading plugins is cheap, hsae_register runs when the registry is needed --
+
+LAZY = """
+import sys
+from hsae.plugins import PluginManager
+manager = PluginManager()
+manager.load_entry_points()
+print("torch" in sys.modules, "hsae_standard.topk" in sys.modules)
+manager.pm.hook.hsae_add_commands  # the hooks are known without registering components
+print("topk" in manager.registry.names("router"), "torch" in sys.modules)
+"""
+
+
+def test_loading_entry_points_registers_nothing_until_the_registry_is_needed():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    done = subprocess.run([sys.executable, "-c", LAZY], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "True", "True"]
+
+
+def plugin_module(name: str, **hooks):
+    """A module in sys.modules with the given hook implementations, loadable as an entry point."""
+    module = types.ModuleType(name)
+    module.__doc__ = f"The {name} test plugin."
+    for hook, fn in hooks.items():
+        setattr(module, hook, hookimpl(fn))
+    return module
+
+
+@pytest.fixture
+def extra_entry_points(monkeypatch):
+    """Add entry points backed by in-memory modules; the global manager is reset around the test."""
+    import sys
+
+    real = md.entry_points(group="hsae")
+
+    def add(**modules):
+        for name, module in modules.items():
+            monkeypatch.setitem(sys.modules, module.__name__, module)
+        extra = [md.EntryPoint(name=n, value=m.__name__, group="hsae") for n, m in modules.items()]
+        monkeypatch.setattr(md, "entry_points", lambda group: [*real, *extra])
+        plugins.reset()
+
+    yield add
+    plugins.reset()
+
+
+def test_failing_register_is_isolated_when_registration_happens(extra_entry_points):
+    def hsae_register(registry):
+        raise RuntimeError("boom")
+
+    extra_entry_points(badreg=plugin_module("hsae_test_badreg", hsae_register=hsae_register))
+    manager = PluginManager()
+    manager.load_entry_points()  # no warning yet: registration is lazy
+    with pytest.warns(UserWarning, match="hsae plugin 'badreg' failed to register: RuntimeError: boom"):
+        info = {i.name: i for i in manager.infos}
+    assert info["badreg"].status == "failed" and info["badreg"].error == "RuntimeError: boom"
+    assert info["standard"].status == "loaded" and "topk" in manager.registry.names("router")
+
+
+def test_cli_plugins_lists_a_plugin_whose_register_failed(extra_entry_points, cli):
+    def hsae_register(registry):
+        raise RuntimeError("boom")
+
+    extra_entry_points(badreg=plugin_module("hsae_test_badreg", hsae_register=hsae_register))
+    with pytest.warns(UserWarning, match="failed to register"):
+        code, out, _ = cli("plugins")
+    assert code == 0
+    assert "badreg  (? ?)  [failed]\n    The hsae_test_badreg test plugin.\n    error: RuntimeError: boom\n" in out
+
+
+def test_failing_add_commands_is_isolated(extra_entry_points, cli):
+    def hsae_add_commands(subparsers):
+        raise RuntimeError("no commands today")
+
+    extra_entry_points(badcmd=plugin_module("hsae_test_badcmd", hsae_add_commands=hsae_add_commands))
+    with pytest.warns(UserWarning, match="hsae plugin 'badcmd' failed to add commands: RuntimeError: no commands"):
+        code, out, _ = cli("list", "router")
+    assert code == 0 and "topk" in out
+
+
+def test_duplicate_between_entry_points_is_an_error_on_first_use(extra_entry_points, cli):
+    class OtherTopK(EchoRouter):
+        name = "topk"
+
+    def hsae_register(registry):
+        registry.add(OtherTopK)
+
+    extra_entry_points(zz_dup=plugin_module("hsae_test_dup", hsae_register=hsae_register))
+    code, out, err = cli("list")
+    assert code == 2 and out == ""
+    assert err.startswith("error: router 'topk' is registered twice: by standard (hsae)") and "OtherTopK" in err
+    with pytest.raises(DuplicateComponentError):  # again on the next use, not a half-filled registry
+        plugins.get_registry()
+
+
+def test_disabled_plugin_adds_no_commands(monkeypatch):
+    import argparse
+
+    monkeypatch.setenv("HSAE_DISABLE_PLUGINS", "synthetic")
+    manager = PluginManager()
+    manager.load_entry_points()
+    sub = argparse.ArgumentParser().add_subparsers()
+    manager.add_commands(sub)
+    assert "generate" not in sub.choices and "data" in sub.choices

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import cattrs
+import cattrs.cols
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from hsae.config.spec import Spec
@@ -74,7 +75,28 @@ def make_converter(base_dir: Path | None = None) -> cattrs.Converter:
         return value
 
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is typing.Literal, structure_literal)
+    conv.register_structure_hook_factory(_is_homogeneous_sequence, lambda t: _strict_sequence(t, conv))
     return conv
+
+
+def _is_homogeneous_sequence(tp: Any) -> bool:
+    """``list[X]`` or ``tuple[X, ...]``."""
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp)
+    return origin is list and len(args) == 1 or origin is tuple and len(args) == 2 and args[1] is Ellipsis
+
+
+def _strict_sequence(tp: Any, conv: cattrs.Converter):
+    """cattrs' hook for a list type, refusing strings and tables (which it would iterate)."""
+    inner = (cattrs.cols.list_structure_factory if typing.get_origin(tp) is list
+             else cattrs.cols.homogenous_tuple_structure_factory)(tp, conv)
+
+    def structure(value: Any, _: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {value!r}")
+        return inner(value, tp)
+
+    return structure
 
 
 def error_problems(exc: BaseException) -> list[tuple[str, str]]:

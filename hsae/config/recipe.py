@@ -13,7 +13,8 @@ import attrs
 
 from hsae.config.converter import error_problems, make_converter
 from hsae.config.spec import Spec
-from hsae.config.toml_io import apply_override, dump_toml, line_index, locate, parse_override, parse_toml
+from hsae.config.toml_io import (Locator, apply_override, dump_toml, line_index, override_path, parse_override,
+                                 parse_toml)
 from hsae.errors import Problem, RecipeError, UnknownComponentError
 
 
@@ -52,16 +53,19 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
 
 
 def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None, overrides: list[str] = ()) -> Recipe:
-    """Structure recipe text (see :func:`load_recipe`)."""
+    """Structure recipe text (see :func:`load_recipe`).
+
+    Problems in keys set by ``overrides`` name the ``--set`` argument instead of a line.
+    """
     base_dir = base_dir or Path.cwd()
     doc = parse_toml(text, file)
+    overridden: dict[str, str] = {}
     for item in overrides:
         key, value = parse_override(item)
         apply_override(doc, key, value, item)
-    lines = line_index(text)
-
-    def problem(path: str, message: str) -> Problem:
-        return Problem(message, path=path, file=file, line=locate(lines, path))
+        overridden[override_path(key)] = item
+    locator = Locator(file, line_index(text), overridden)
+    problem = locator.problem
 
     pipeline = doc.pop("pipeline", "train")
     if not isinstance(pipeline, str):
@@ -77,7 +81,7 @@ def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None
         config = converter.structure(doc, config_cls)
     except Exception as exc:  # cattrs raises exception groups; all become located problems
         raise RecipeError([problem(p, m) for p, m in error_problems(exc)]) from None
-    config = _locate_specs(config, "", lambda p: (file, locate(lines, p), lines))
+    config = _locate_specs(config, "", locator)
     recipe = Recipe(pipeline, config, file, base_dir)
     check = getattr(config, "check", None)
     if check is not None:
@@ -87,30 +91,31 @@ def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None
     return recipe
 
 
-def _locate_specs(value: Any, path: str, where) -> Any:
-    """A copy of ``value`` whose Specs know their recipe path, file and line (for build-time
+def _locate_specs(value: Any, path: str, locator: Locator) -> Any:
+    """A copy of ``value`` whose Specs know their recipe path and locator (for build-time
     errors) and hold explicit configs. Copies, because default Specs are shared class defaults."""
     if isinstance(value, Spec):
-        file, line, index = where(path)
+        where = locator.problem(path, "")
         config = value.config
         if config is None:
             try:
                 config = value.cls.Config()
             except UnknownComponentError as exc:
-                raise RecipeError([Problem(str(exc), path=path, file=file, line=line)]) from None
-        return attrs.evolve(value, config=_locate_specs(config, path, where), path=path, file=file, line=line, lines=index)
+                raise RecipeError([locator.problem(path, str(exc))]) from None
+        return attrs.evolve(value, config=_locate_specs(config, path, locator), path=path, file=where.file,
+                            line=where.line, locator=locator)
     if attrs.has(type(value)):
         changes = {}
         for field in attrs.fields(type(value)):
             if not field.init:
                 continue
             old = getattr(value, field.name)
-            new = _locate_specs(old, f"{path}.{field.name}" if path else field.name, where)
+            new = _locate_specs(old, f"{path}.{field.name}" if path else field.name, locator)
             if new is not old:
                 changes[field.name] = new
         return attrs.evolve(value, **changes) if changes else value
     if isinstance(value, dict):
-        return {key: _locate_specs(item, f"{path}.{key}", where) for key, item in value.items()}
+        return {key: _locate_specs(item, f"{path}.{key}", locator) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_locate_specs(item, f"{path}[{i}]", where) for i, item in enumerate(value))
+        return type(value)(_locate_specs(item, f"{path}[{i}]", locator) for i, item in enumerate(value))
     return value

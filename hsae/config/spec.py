@@ -29,17 +29,16 @@ class Spec:
     path: str = attrs.field(default="", eq=False, repr=False)
     file: str = attrs.field(default="", eq=False, repr=False)
     line: int | None = attrs.field(default=None, eq=False, repr=False)
-    lines: dict[str, int] | None = attrs.field(default=None, eq=False, repr=False)  # the recipe's path -> line index
+    locator: Any = attrs.field(default=None, eq=False, repr=False)  # hsae.config.toml_io.Locator of the recipe
 
     def _relocate(self, problem: Problem) -> Problem:
         """A problem reported relative to this table, made relative to the whole recipe."""
-        from hsae.config.toml_io import locate
-
         if problem.file:
             return problem
         path = f"{self.path}.{problem.path}" if self.path and problem.path else (problem.path or self.path)
-        line = (locate(self.lines, path) if self.lines else None) or self.line
-        return attrs.evolve(problem, path=path, file=self.file, line=line)
+        if self.locator is None:
+            return attrs.evolve(problem, path=path, file=self.file, line=self.line)
+        return self.locator.problem(path, problem.message)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Spec):
@@ -71,7 +70,7 @@ class Spec:
             raise RecipeError([self._relocate(p) for p in exc.problems]) from None
         except (UserError, ValueError, FileNotFoundError) as exc:
             message = exc.args[0] if isinstance(exc, UserError) and exc.args else str(exc)
-            raise RecipeError([Problem(message, path=self.path, file=self.file, line=self.line)]) from None
+            raise RecipeError([self._relocate(Problem(message))]) from None
 
 
 def _spec_kind(kind: str) -> type[Spec]:

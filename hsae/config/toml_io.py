@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import tomli_w
 
 from hsae.errors import Problem, RecipeError
@@ -82,17 +83,41 @@ def locate(index: dict[str, int], path: str) -> int | None:
     return None
 
 
+_STRUCTURED = ("[", "{", '"', "'")  # values that must be valid TOML: lists, tables, quoted strings
+
+
 def parse_override(item: str) -> tuple[list[str | int], Any]:
-    """``train.steps=100`` -> (["train", "steps"], 100). Values are TOML; bare words are strings."""
+    """``train.steps=100`` -> (["train", "steps"], 100). Values are TOML; bare words are strings.
+
+    A value that starts like a list, table or quoted string must parse as TOML: a typo in it
+    is one error naming the ``--set`` argument, not a string that is then misread.
+    """
     if "=" not in item:
-        raise RecipeError([Problem(f"override {item!r} is not KEY=VALUE", file="--set")])
+        raise RecipeError([Problem("not KEY=VALUE", file=override_origin(item))])
     key, raw = item.split("=", 1)
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if raw.strip().startswith(_STRUCTURED):
+            reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+            raise RecipeError([Problem(f"invalid TOML value {raw.strip()!r}: {reason}",
+                                       file=override_origin(item))]) from None
         value = raw
     path: list[str | int] = [int(p) if p.isdigit() else p for p in key.strip().split(".")]
     return path, value
+
+
+def override_origin(item: str) -> str:
+    """How errors name a ``--set`` argument: ``--set train.steps=5``."""
+    return f"--set {item}"
+
+
+def override_path(path: list[str | int]) -> str:
+    """The recipe path an override sets, spelled as problems spell it: ``stages[1].steps``."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
 
 
 def apply_override(doc: dict[str, Any], path: list[str | int], value: Any, item: str) -> None:
@@ -101,21 +126,52 @@ def apply_override(doc: dict[str, Any], path: list[str | int], value: Any, item:
     for i, part in enumerate(path[:-1]):
         if isinstance(part, int):
             if not isinstance(node, list) or part >= len(node):
-                raise RecipeError([Problem(f"no element {part} to override in {item!r}", file="--set")])
+                raise RecipeError([Problem(f"no element {part} to override", file=override_origin(item))])
             node = node[part]
         else:
             if not isinstance(node, dict):
-                raise RecipeError([Problem(f"{'.'.join(map(str, path[:i]))} is not a table in {item!r}", file="--set")])
+                raise RecipeError([Problem(f"{override_path(path[:i])} is not a table", file=override_origin(item))])
             node = node.setdefault(part, {})
     last = path[-1]
     if isinstance(last, int):
         if not isinstance(node, list) or last >= len(node):
-            raise RecipeError([Problem(f"no element {last} to override in {item!r}", file="--set")])
+            raise RecipeError([Problem(f"no element {last} to override", file=override_origin(item))])
         node[last] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
-        raise RecipeError([Problem(f"cannot set {item!r}: parent is not a table", file="--set")])
+        raise RecipeError([Problem("cannot set: parent is not a table", file=override_origin(item))])
+
+
+@attrs.frozen
+class Locator:
+    """Where a recipe path came from: a line of the recipe file, or a ``--set`` argument."""
+
+    file: str
+    lines: dict[str, int] = attrs.field(factory=dict)
+    overrides: dict[str, str] = attrs.field(factory=dict)  # recipe path -> the --set item that set it
+
+    def problem(self, path: str, message: str) -> Problem:
+        """A problem at ``path``, located at its ``--set`` argument or its recipe line."""
+        found = self.override_of(path) or (None if path in self.lines else self._override_inside(path))
+        if found is not None:
+            prefix, item = found
+            return Problem(message, path="" if path == prefix else path, file=override_origin(item))
+        return Problem(message, path=path, file=self.file, line=locate(self.lines, path))
+
+    def override_of(self, path: str) -> tuple[str, str] | None:
+        """``(overridden path, --set item)`` that set ``path`` or a table above it, if any."""
+        for prefix, item in reversed(list(self.overrides.items())):
+            if path == prefix or path.startswith((prefix + ".", prefix + "[")):
+                return prefix, item
+        return None
+
+    def _override_inside(self, path: str) -> tuple[str, str] | None:
+        """The ``--set`` item that created the table at ``path`` (it sets a key inside it)."""
+        for prefix, item in self.overrides.items():
+            if prefix.startswith((path + ".", path + "[")):
+                return prefix, item
+        return None
 
 
 def _drop_none(value: Any) -> Any:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from hsae.data import Batch, DataSource, Shard
-from hsae.errors import UserError
+from hsae.errors import Problem, RecipeError, UserError
 from hsae_lm.capture import Capturer, CaptureConfig, PositionKind
 from hsae_lm.concepts import ConceptConfig, ConceptHierarchy
 from hsae_lm.hooks import check_spec
@@ -287,27 +287,44 @@ def _shuffled(items: list, seed: int) -> list:
 
 
 def _check(c: LMActivationsConfig) -> None:
-    """Every problem visible without loading weights (the model's config is read when no d_model)."""
-    problems = c.texts.problems("texts")
+    """Every problem visible without loading weights (the model's config is read when no d_model).
+
+    Problems are located at their key (``data.hook``, ``data.texts.path``, ...).
+    """
+    problems = [_at_key(text) for text in c.texts.problems("texts")] + _texts_file_problems(c.texts)
     hook = check_spec(c.hook)
     if hook:
-        problems.append(hook)
+        problems.append(Problem(hook, path="hook"))
     if c.d_model is None:
         try:
             resolved = resolve_model(c.model)
         except UserError as exc:
-            problems.append(str(exc))
+            problems.append(Problem(str(exc), path="model"))
         else:
             if not hook:
-                problems += _layer_problems(c.hook, resolved)
+                problems += [Problem(text, path="hook") for text in _layer_problems(c.hook, resolved)]
     if not 0 <= c.eval_fraction < 1:
-        problems.append(f"eval_fraction must be in [0, 1), got {c.eval_fraction}")
+        problems.append(Problem(f"must be in [0, 1), got {c.eval_fraction}", path="eval_fraction"))
     for key in ("max_rows", "max_eval_rows", "shard_rows", "shuffle_buffer_rows", "batch_texts", "context_length"):
         if getattr(c, key) < 1:
-            problems.append(f"{key} must be at least 1, got {getattr(c, key)}")
+            problems.append(Problem(f"must be at least 1, got {getattr(c, key)}", path=key))
     if c.dtype not in ("float32", "float16", "bfloat16"):
-        problems.append(f"dtype must be float32, float16 or bfloat16, got {c.dtype!r}")
+        problems.append(Problem(f"must be float32, float16 or bfloat16, got {c.dtype!r}", path="dtype"))
     if c.positions == "answer" and c.texts.source not in ("jsonl", "concept-prompts"):
-        problems.append("positions = 'answer' needs jsonl texts with an 'answer' (or concept-prompts)")
+        problems.append(Problem("positions = 'answer' needs jsonl texts with an 'answer' (or concept-prompts)",
+                                path="positions"))
     if problems:
-        raise ValueError("; ".join(problems))
+        raise RecipeError(problems)
+
+
+def _at_key(text: str) -> Problem:
+    """``"texts.path: required ..."`` as a problem at ``texts.path``."""
+    path, sep, message = text.partition(": ")
+    return Problem(message, path=path) if sep and " " not in path else Problem(text)
+
+
+def _texts_file_problems(texts: TextConfig) -> list[Problem]:
+    """A ``file`` or ``jsonl`` text source whose file does not exist."""
+    if texts.source in ("file", "jsonl") and texts.path is not None and not Path(texts.path).is_file():
+        return [Problem(f"file not found: {texts.path}", path="texts.path")]
+    return []

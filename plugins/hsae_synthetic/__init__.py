@@ -13,21 +13,36 @@ them from one pass), and the command ``hsae generate``.
 
 from __future__ import annotations
 
-from hsae.hookspecs import hookimpl
-from hsae_synthetic.directions import make_directions, mean_pairwise_cosine
-from hsae_synthetic.generator import HierarchicalDataGenerator, as_tree
-from hsae_synthetic.hierarchy import HierarchyConfig, create_custom_tree_config, generate_hierarchy
-from hsae_synthetic.output import load_generated
-from hsae_synthetic.params import GeneratorParams, load_params
-from hsae_synthetic.sampler import SparseActivations, TreeSampler
-from hsae_synthetic.tree import Tree, validate_tree
-from hsae_synthetic.world import SyntheticBatch, SyntheticWorld
+import importlib
+from typing import Any
 
-__all__ = [
-    "GeneratorParams", "HierarchicalDataGenerator", "HierarchyConfig", "SparseActivations", "SyntheticBatch",
-    "SyntheticWorld", "Tree", "TreeSampler", "as_tree", "create_custom_tree_config", "generate_hierarchy",
-    "load_generated", "load_params", "make_directions", "mean_pairwise_cosine", "validate_tree",
-]
+from hsae.hookspecs import hookimpl
+
+# The library API is imported on first use, so that loading the plugin (``hsae --help``)
+# does not import torch: name -> module that defines it.
+_API = {
+    "make_directions": "directions", "mean_pairwise_cosine": "directions",
+    "HierarchicalDataGenerator": "generator", "as_tree": "generator",
+    "HierarchyConfig": "hierarchy", "create_custom_tree_config": "hierarchy", "generate_hierarchy": "hierarchy",
+    "load_generated": "output",
+    "GeneratorParams": "params", "load_params": "params",
+    "SparseActivations": "sampler", "TreeSampler": "sampler",
+    "Tree": "tree", "validate_tree": "tree",
+    "SyntheticBatch": "world", "SyntheticWorld": "world",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_API[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])
 
 
 @hookimpl

@@ -13,15 +13,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import attrs
-import torch
 
 from hsae.errors import Problem, RecipeError, UserError
-from hsae_synthetic.generator import HierarchicalDataGenerator
-from hsae_synthetic.hierarchy import create_custom_tree_config
-from hsae_synthetic.output import DENSE_LIMIT, check_format, write_generated, write_json
-from hsae_synthetic.params import GeneratorParams, check_value, load_params, resolve_tree_path
-from hsae_synthetic.world import ActivationStats
+
+if TYPE_CHECKING:
+    from hsae_synthetic.params import GeneratorParams
+
+# The generator, torch and numpy are imported by the handlers, not here: building the
+# ``hsae`` parser (``hsae --help``) imports this module and must stay fast.
 
 DEFAULT_OUTPUT = "generated_data.pt"
 CHUNK = 65536  # samples generated at a time
@@ -76,6 +78,9 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 def params_from_args(args: argparse.Namespace) -> GeneratorParams:
     """Defaults, then the parameter file, then the command line."""
+    from hsae_synthetic.hierarchy import create_custom_tree_config
+    from hsae_synthetic.params import GeneratorParams, check_value, load_params, resolve_tree_path
+
     params = load_params(args.config) if args.config else GeneratorParams()
     changes: dict[str, Any] = {}
     problems = []
@@ -106,6 +111,8 @@ def params_from_args(args: argparse.Namespace) -> GeneratorParams:
 
 def create_config(params: GeneratorParams, path: Path) -> None:
     """Write a parameter file; an inline tree goes to ``<stem>_tree.json`` beside it."""
+    from hsae_synthetic.output import write_json
+
     if params.tree_config is not None:
         tree_path = path.with_name(f"{path.stem}_tree.json")
         write_json(tree_path, params.tree_config)
@@ -115,6 +122,12 @@ def create_config(params: GeneratorParams, path: Path) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     """Handler of ``hsae generate``; returns the exit code. Bad input raises a UserError."""
+    import torch
+
+    from hsae_synthetic.generator import HierarchicalDataGenerator
+    from hsae_synthetic.output import DENSE_LIMIT, check_format, write_generated, write_json
+    from hsae_synthetic.world import ActivationStats
+
     params = params_from_args(args)
     if args.create_config:
         path = Path(args.create_config)

@@ -10,19 +10,24 @@ import numpy as np
 import torch
 
 from hsae.data import Batch, DataSource, Shard
-from hsae.errors import UserError
-from hsae_tensorfile.arrays import open_array
+from hsae.errors import Problem, RecipeError, UserError
+from hsae_tensorfile.arrays import ArrayKeyError, open_array
 
 
 class TensorFileSource(DataSource):
-    """Activations from a .safetensors, .npy or .npz file of shape (samples, d_in)."""
+    """Activations from a .safetensors, .npy, .npz or .pt file of shape (samples, d_in)."""
 
     name = "tensor-file"
 
     @attrs.frozen
     class Config:
-        """``path`` to the file (relative to the recipe); ``key`` picks an array in multi-array files;
-        ``eval_fraction`` of rows is held out for evaluation."""
+        """Where the activations are and how rows are split and ordered.
+
+        path: the file (.safetensors, .npy, .npz or .pt), relative to the recipe's folder
+        key: the array to read in a file with several (default: the only one, else ``data``)
+        eval_fraction: fraction of rows held out for evaluation, in [0, 1)
+        shuffle: visit training rows in a fresh random order each epoch
+        """
 
         path: Path
         key: str | None = None
@@ -32,13 +37,14 @@ class TensorFileSource(DataSource):
     def __init__(self, config: Config, *, seed: int = 0) -> None:
         super().__init__(config, seed=seed)
         if not 0 <= config.eval_fraction < 1:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {config.eval_fraction}")
-        self.array = open_array(Path(config.path), config.key)
+            raise RecipeError([Problem(f"must be in [0, 1), got {config.eval_fraction}", path="eval_fraction")])
+        self.array = _open(config)
         n = self.array.shape[0]
         split = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
         n_eval = int(round(n * config.eval_fraction))
         if n - n_eval <= 0:
-            raise UserError(f"{config.path}: too few rows ({n}) for eval_fraction {config.eval_fraction}")
+            raise RecipeError([Problem(f"{config.path} has too few rows ({n}) for eval_fraction {config.eval_fraction}",
+                                       path="eval_fraction")])
         self.eval_rows, self.train_rows = np.sort(split[:n_eval]), split[n_eval:]
         self._epoch_cache: tuple[int, np.ndarray] | None = None
 
@@ -96,3 +102,15 @@ class TensorFileSource(DataSource):
 
     def describe(self) -> dict:
         return {"type": self.name, "dataset_path": str(self.config.path), "key": self.config.key}
+
+
+def _open(config: TensorFileSource.Config) -> np.ndarray:
+    """The config's array; problems point at the recipe's ``path`` or ``key`` line."""
+    try:
+        return open_array(Path(config.path), config.key)
+    except FileNotFoundError:
+        raise RecipeError([Problem(f"file not found: {config.path}", path="path")]) from None
+    except ArrayKeyError as exc:
+        raise RecipeError([Problem(str(exc), path="key")]) from None
+    except UserError as exc:
+        raise RecipeError([Problem(str(exc), path="path")]) from None
