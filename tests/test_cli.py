@@ -86,7 +86,8 @@ def test_show_json(cli):
     keys = {k["key"]: k for k in info["keys"]}
     assert keys["data"]["required"] and keys["data"]["default"] is None
     train = {k["key"]: k for k in keys["train"]["keys"]}
-    assert train["steps"] == {"key": "steps", "type": "int", "required": False, "default": 1000, "doc": ""}
+    assert train["steps"] == {"key": "steps", "type": "int", "required": False, "default": 1000,
+                              "doc": "optimizer steps (each sees batch_size rows)"}
     assert keys["metrics"]["default"]["l0"] == {"type": "l0"}
     code, out, _ = cli("list", "data", "tensor-file", "--json")
     assert {k["key"] for k in json.loads(out)["keys"]} == {"path", "key", "eval_fraction", "shuffle"}
@@ -147,8 +148,9 @@ def test_set_wrong_type_inside_an_inline_table(tmp_path, toy_data, cli):
                    "(did you mean 'k'?); allowed: k\n")
 
 
-def test_set_build_time_error_names_the_argument(tmp_path, toy_data, cli):
+def test_set_build_time_error_names_the_argument(tmp_path, toy_data, cli, monkeypatch):
     path = write(tmp_path / "r.toml", recipe_text())
+    monkeypatch.chdir(tmp_path)  # a relative --set path is relative to the working directory
     code, _, err = cli("validate", path, "--set", "data.path=missing.npy")
     assert code == 2 and err == f"error: --set data.path=missing.npy: file not found: {tmp_path / 'missing.npy'}\n"
 

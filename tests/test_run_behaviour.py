@@ -186,3 +186,17 @@ def test_teacher_lm_recipe_phase_1_in_a_relative_run_dir(checkout, cli):
     assert code == 0, err
     assert (checkout / "runs" / "teacher-lm" / "geometry" / "geometry.md").is_file()
     assert not (checkout / "recipes" / "runs").exists()
+
+
+def test_set_paths_are_relative_to_the_working_directory_and_file_paths_to_the_recipe(tmp_path, monkeypatch, toy_data):
+    from hsae.config import load_recipe
+
+    (tmp_path / "recipes").mkdir()
+    write(tmp_path / "recipes" / "r.toml", TOY_RECIPE.format(k=4, steps=10, checkpoint_every=0))
+    monkeypatch.chdir(tmp_path)
+    from_file = load_recipe("recipes/r.toml").config.data.config.path
+    assert from_file == tmp_path / "recipes" / "toy.npy"
+    from_set = load_recipe("recipes/r.toml", ['data.path="toy.npy"']).config.data.config.path
+    assert from_set == tmp_path / "toy.npy"
+    bare = load_recipe("recipes/r.toml", ["data.path=toy.npy"]).config.data.config.path
+    assert bare == tmp_path / "toy.npy" and type(load_recipe("recipes/r.toml", ["name=x"]).config.name) is str

@@ -120,3 +120,11 @@ def test_config_round_trips_through_the_recipe_converter(tmp_path):
     nested = conv.structure({"hierarchy": {"n_features": 40, "n_roots": 4, "branching_factor": 3}}, Source.Config)
     assert nested.hierarchy == HierarchyConfig(n_features=40, n_roots=4, branching_factor=3)
     assert conv.structure(conv.unstructure(nested), Source.Config) == nested
+
+
+def test_missing_tree_file_points_at_its_line(tmp_path, cli):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[data]\ntype = "hierarchical-synthetic"\nd_model = 16\ntree_file = "nope.json"\n\n'
+                      '[model]\ntype = "sae"\nd_sae = 32\n')
+    code, _, err = cli("validate", recipe)
+    assert code == 2 and f"r.toml:4: data.tree_file: {tmp_path / 'nope.json'}: no such tree file" in err

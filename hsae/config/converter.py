@@ -18,6 +18,7 @@ import cattrs.cols
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from hsae.config.spec import Spec
+from hsae.config.toml_io import CommandLineString
 from hsae.errors import UnknownComponentError
 
 
@@ -28,7 +29,7 @@ def _strict(kind: type, name: str):
             return float(value)
         if not ok:
             raise TypeError(f"expected {name}, got {value!r}")
-        return value
+        return str(value) if kind is str else value  # a plain str, never a CommandLineString
 
     return structure
 
@@ -43,7 +44,8 @@ def make_converter(base_dir: Path | None = None) -> cattrs.Converter:
         if not isinstance(value, str):
             raise TypeError(f"expected a path string, got {value!r}")
         path = Path(value).expanduser()
-        return path if path.is_absolute() or base_dir is None else (base_dir / path)
+        base = Path.cwd() if isinstance(value, CommandLineString) else base_dir
+        return path if path.is_absolute() or base is None else (base / path)
 
     conv.register_structure_hook(Path, structure_path)
     conv.register_unstructure_hook(Path, str)

@@ -13,8 +13,8 @@ import attrs
 
 from hsae.config.converter import error_problems, make_converter
 from hsae.config.spec import Spec
-from hsae.config.toml_io import (Locator, apply_override, dump_toml, line_index, override_path, parse_override,
-                                 parse_toml)
+from hsae.config.toml_io import (Locator, apply_override, dump_toml, from_command_line, line_index, override_path,
+                                 parse_override, parse_toml)
 from hsae.errors import Problem, RecipeError, UnknownComponentError
 
 
@@ -62,7 +62,7 @@ def loads_recipe(text: str, file: str = "<recipe>", base_dir: Path | None = None
     overridden: dict[str, str] = {}
     for item in overrides:
         key, value = parse_override(item)
-        apply_override(doc, key, value, item)
+        apply_override(doc, key, from_command_line(value), item)
         overridden[override_path(key)] = item
     locator = Locator(file, line_index(text), overridden)
     problem = locator.problem

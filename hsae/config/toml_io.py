@@ -107,6 +107,22 @@ def parse_override(item: str) -> tuple[list[str | int], Any]:
     return path, value
 
 
+class CommandLineString(str):
+    """A string typed on the command line (``--set``): a relative path in it is relative to the
+    working directory, where the user typed it, not to the recipe's folder."""
+
+
+def from_command_line(value: Any) -> Any:
+    """``value`` with every string in it marked as a :class:`CommandLineString`."""
+    if isinstance(value, str):
+        return CommandLineString(value)
+    if isinstance(value, list):
+        return [from_command_line(v) for v in value]
+    if isinstance(value, dict):
+        return {k: from_command_line(v) for k, v in value.items()}
+    return value
+
+
 def override_origin(item: str) -> str:
     """How errors name a ``--set`` argument: ``--set train.steps=5``."""
     return f"--set {item}"

@@ -11,7 +11,25 @@ from hsae.config.spec import CallbackSpec, DataSpec, InitializerSpec, LossSpec, 
 
 @attrs.frozen
 class TrainConfig:
-    """Optimizer, schedule, device and bookkeeping of a training run."""
+    """Optimizer, schedule, device and bookkeeping of a training run.
+
+    steps: optimizer steps (each sees batch_size rows)
+    lr_warmup_steps: linear warmup from 0 to lr over these steps
+    lr_schedule: after warmup: constant, linear or cosine decay to lr * lr_end_fraction
+    grad_clip: clip the global gradient norm to this (none: no clipping)
+    seed: seeds initialization and the training stream (synthetic worlds too, unless world_seed is set)
+    device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
+    precision: auto is bf16 autocast on CUDA and fp32 on CPU
+    unit_norm_decoder: keep decoder directions at unit norm (the gradient along each is removed)
+    dead_window_steps: a latent that has not fired for this many steps counts as dead (aux-k revives it)
+    log_every: steps per metrics.jsonl line
+    eval_every: run the metrics every N steps (0: only at the end)
+    checkpoint_every: steps between checkpoints (0: only at the end)
+    keep_checkpoints: how many recent checkpoints to keep
+    progress: a progress bar on a terminal, plain progress lines elsewhere; false: neither
+    tensorboard: also log to run_dir/tensorboard (pip install hsae[tensorboard])
+    wandb_project: also log to this Weights & Biases project (pip install hsae[wandb])
+    """
 
     steps: int = 1000
     batch_size: int = 1024
@@ -38,7 +56,11 @@ class TrainConfig:
 
 @attrs.frozen
 class EvalConfig:
-    """How much held-out data the metrics see."""
+    """How much held-out data the metrics see.
+
+    batches: held-out batches every metric sees
+    batch_size: rows per held-out batch
+    """
 
     batches: int = 8
     batch_size: int = 1024

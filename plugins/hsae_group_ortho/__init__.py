@@ -1,4 +1,4 @@
-"""Seed 002: the group-orthogonal hierarchical SAE, its contrastive baseline, and the evaluations that compare them.
+"""The group-orthogonal hierarchical SAE, its contrastive baseline, and the evaluations that compare them.
 
 Contributions:
 

@@ -1,4 +1,4 @@
-"""Hierarchical synthetic data (seed 000): trees of sparse features, a fast sampler, ground truth.
+"""Hierarchical synthetic data: trees of sparse features, a fast sampler, ground truth.
 
 Library API (the seed's names)::
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from hsae.data import Batch, DataSource, GroundTruth, Shard
-from hsae.errors import Problem, RecipeError
+from hsae.errors import Problem, RecipeError, UserError
 from hsae_synthetic.generator import as_tree
 from hsae_synthetic.hierarchy import HierarchyConfig
 from hsae_synthetic.params import BUILTIN_TREES, check_value, resolve_tree_path
@@ -55,7 +55,10 @@ class HierarchicalSyntheticSource(DataSource):
         self._check(config)
         self.world_seed = config.world_seed if config.world_seed is not None else seed
         if config.tree_file is not None:
-            tree = as_tree(resolve_tree_path(config.tree_file))
+            try:
+                tree = as_tree(resolve_tree_path(config.tree_file))
+            except UserError as exc:  # located at the tree_file line, not the [data] header
+                raise RecipeError([Problem(str(exc), path="tree_file")]) from None
         else:
             tree = as_tree(config.hierarchy)
         self.world = SyntheticWorld(

@@ -1,4 +1,4 @@
-"""Seed 001's teacher pipeline: geometric teacher vectors (Park et al. 2024) to initialize an
+"""The teacher pipeline: geometric teacher vectors (Park et al. 2024) to initialize an
 H-SAE, plus the concept metrics (purity, leakage, steering leakage) that judge it."""
 
 from hsae.hookspecs import hookimpl

@@ -1,4 +1,4 @@
-"""Activation tensors on disk (.safetensors, .npy, .npz) as a DataSource."""
+"""Activation tensors on disk (.safetensors, .npy, .npz, .pt) as a DataSource."""
 
 from hsae.hookspecs import hookimpl
 
