@@ -88,8 +88,10 @@ def test_steering_shifts_the_parents_tokens_and_random_directions_do_not(run):
     report = json.loads((run / "interventions.json").read_text())
     s = report["summary"]
     assert report["n_parents"] > 5
-    # at the final hidden state the shift on the parent's own tokens is alpha by construction
-    assert s["steer.logit_shift_target"]["mean"] == pytest.approx(3.0, abs=0.05)
+    # at the final hidden state the shift is alpha by construction only on the words the teacher
+    # was estimated on; the 30% held out for the lm-concepts metric get what generalizes (little,
+    # in this tiny LM), so the mean over all of the parent's tokens is clearly positive but below alpha
+    assert 1.0 < s["steer.logit_shift_target"]["mean"] < 3.0
     assert s["steer.logit_shift_target"]["mean"] > s["steer.logit_shift_offtarget"]["mean"] + 1.0
     assert abs(s["random.logit_shift_target"]["mean"]) < 1.0
     assert s["steer.parent_logratio_change"]["mean"] > s["random.parent_logratio_change"]["mean"] + 2.0

@@ -115,3 +115,47 @@ def test_concept_counts_of_a_perfect_detector():
     assert latent.tolist() == [1, 3, 4, 0, 5, 2]
     assert torch.allclose(counts.hits[latent, torch.arange(6)], counts.fires[latent])  # purity 100%
     assert float(counts.child_leak[latent[children], torch.arange(4)].sum()) == 0.0  # no leakage
+
+
+def _spd_metric(d: int, seed: int = 1) -> torch.Tensor:
+    """A symmetric positive-definite, clearly non-identity metric."""
+    a = torch.randn(d, d, generator=torch.Generator().manual_seed(seed))
+    return a @ a.T / d + 0.1 * torch.eye(d)
+
+
+def test_teacher_arms_train_stage_a_under_their_teachers_metric(tmp_path):
+    from hsae.io import save_tensors
+
+    recipe = load_recipe(TEACHER)
+    pipeline = recipe.build_pipeline()
+    d = recipe.config.data.config.source.config.d_model
+    for metric, matrix in (("data-covariance", _spd_metric(d)), ("euclidean", torch.eye(d))):
+        save_tensors(tmp_path / f"teacher-{metric}.safetensors", {"causal_metric": matrix})
+    for arm, identity in (("teacher", False), ("teacher_euclidean", True)):
+        train = pipeline.arm_recipe(arm, recipe.config.arms[arm], tmp_path)
+        loss = train.losses["causal_ortho"].build()
+        assert loss.metric.shape == (d, d), arm
+        assert torch.allclose(loss.metric, torch.eye(d)) is identity, arm
+
+
+def test_teacher_initializer_makes_children_orthogonal_under_the_causal_metric(tmp_path):
+    from hsae.io import save_tensors
+
+    g = torch.Generator().manual_seed(0)
+    parents = torch.nn.functional.normalize(torch.randn(2, 8, generator=g), dim=1)
+    metric = _spd_metric(8)
+    save_tensors(tmp_path / "t.safetensors", {
+        "parents": torch.tensor([0, 3]), "parent_vectors": 2 * parents,
+        "children": torch.tensor([1, 2, 4, 5]), "child_parent": torch.tensor([0, 0, 3, 3]),
+        "child_deltas": torch.randn(4, 8, generator=g), "causal_metric": metric,
+    })
+    model = _tiny_hsae()
+    TeacherVectorsInitializer(TeacherVectorsInitializer.Config(path=tmp_path / "t.safetensors")).apply(model, None)
+    children = model.child_directions().detach()  # (m, a, d)
+    for j in range(2):
+        parent = model.W_dec[j].detach()
+        for i in range(2):
+            causal_cos = children[j, i] @ metric @ parent / ((children[j, i] @ metric @ children[j, i]) * (parent @ metric @ parent)).sqrt()
+            assert abs(float(causal_cos)) < 1e-5
+    loss = CausalOrthoLoss(CausalOrthoLoss.Config(metric_file=tmp_path / "t.safetensors"))
+    assert float(loss(None, model(torch.randn(4, 8)), model, None).detach()) < 1e-9

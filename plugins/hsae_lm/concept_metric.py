@@ -9,6 +9,9 @@ F1 of "latent fires" vs "concept active", ``hsae_teacher.concept_metrics.Concept
 * ``leakage_parents``: for the concepts at ``parent_depth`` below the top (the "parents"),
   how often a parent's latent fires on words of another parent and not of its own;
 * ``leakage_children``: how often a deeper concept's latent fires while its parent is off.
+
+A latent fires when its value is ``> 0`` and unmatched concepts are left out of every mean
+(``unmatched_concepts`` counts them), as in ``hsae_teacher.concept_metrics``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import torch
 from hsae.errors import UserError
 from hsae.metric import EvalContext, Metric
 from hsae_lm.splice_metric import lm_source
-from hsae_teacher.concept_metrics import ConceptCounts
+from hsae_teacher.concept_metrics import (ConceptCounts, child_leakage, concept_purity, firing_matrix, matched_mean,
+                                          parent_leakage, unmatched_count)
 
 
 class LMConceptMetric(Metric):
@@ -53,25 +57,22 @@ class LMConceptMetric(Metric):
     def update(self, batch, out, model) -> None:  # noqa: ANN001
         if batch.labels is None:
             raise UserError("metric 'lm-concepts' needs labelled batches")
-        rows, cols = out.codes.active()
-        fires = torch.zeros(len(batch), out.codes.d_sae, device=rows.device)
-        fires[rows, cols] = 1.0
-        device = rows.device
-        self.counts.update(fires, batch.labels > 0, self.roots.to(device), self.children, self.child_parent.to(device))
+        fires = firing_matrix(out.codes)
+        device = fires.device
+        self.counts.update(fires, batch.labels.to(device) > 0, self.roots.to(device), self.children,
+                           self.child_parent.to(device))
 
     def compute(self, model, ctx: EvalContext) -> dict[str, float]:  # noqa: ANN001
         c = self.counts
         if c.n == 0:
             raise UserError("metric 'lm-concepts' saw no eval batches")
-        latent = torch.from_numpy(c.match())
-        concepts = torch.arange(len(latent))
-        purity = c.hits[latent, concepts] / c.fires[latent].clamp_min(1)
-        parent_rates = c.parent_leak[latent[self.roots], torch.arange(len(self.roots))] / c.parent_leak_den.clamp_min(1)
-        child_rates = c.child_leak[latent[self.children], torch.arange(len(self.children))] / c.child_leak_den.clamp_min(1)
+        latent = c.match()
+        purity = concept_purity(c, latent)
         return {
-            "purity_pp": 100 * float(purity.mean()),
-            "purity_parents_pp": 100 * float(purity[self.roots].mean()),
-            "leakage_parents": float(parent_rates.mean()),
-            "leakage_children": float(child_rates.mean()) if len(child_rates) else float("nan"),
+            "purity_pp": 100 * matched_mean(purity),
+            "purity_parents_pp": 100 * matched_mean(purity[self.roots]),
+            "leakage_parents": matched_mean(parent_leakage(c, latent, self.roots)),
+            "leakage_children": matched_mean(child_leakage(c, latent, self.children)),
             "n_concepts": float(len(latent)),
+            "unmatched_concepts": float(unmatched_count(latent)),
         }

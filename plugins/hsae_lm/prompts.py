@@ -3,7 +3,7 @@
 Each template ends with the word, so the word is the last real token of the prompt
 (capture with ``positions = "last"``). Words come from a concept hierarchy's tokens; the
 labels of a prompt are the concepts its word belongs to. Train and test prompts use
-disjoint words (a seeded 70/30 split of the tokens, :func:`~hsae_lm.concepts.split_tokens`).
+disjoint words (a seeded 70/30 split of the tokens, :func:`prompt_word_split`).
 """
 
 from __future__ import annotations
@@ -33,14 +33,27 @@ class ConceptPrompt:
     concepts: tuple[int, ...]
 
 
+PROMPT_TRAIN_FRACTION = 0.7  # the share of a hierarchy's words that train prompts use
+
+
+def prompt_word_split(hierarchy: ConceptHierarchy, *, train_frac: float = PROMPT_TRAIN_FRACTION,
+                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, test)`` token ids of the words of train and test prompts (a seeded split, each sorted).
+
+    The ``lm-activations`` source's ``eval`` split holds the test words' prompts, which the
+    ``lm-concepts`` metric scores; the LM teacher is estimated on the train words only.
+    """
+    return split_tokens(hierarchy.token_ids(), train_frac, seed)
+
+
 def concept_prompts(
     hierarchy: ConceptHierarchy, *, split: str = "all", templates: Sequence[str] = TEMPLATES,
-    train_frac: float = 0.7, seed: int = 0,
+    train_frac: float = PROMPT_TRAIN_FRACTION, seed: int = 0,
 ) -> Iterator[ConceptPrompt]:
     """Every (word, template) prompt of the ``split`` (``all``, ``train`` or ``test``)."""
     tokens = hierarchy.token_ids()
     if split != "all":
-        train, test = split_tokens(tokens, train_frac, seed)
+        train, test = prompt_word_split(hierarchy, train_frac=train_frac, seed=seed)
         tokens = {"train": train, "test": test}[split]
     labels = hierarchy.labels(tokens)
     for row, token in enumerate(tokens):

@@ -11,10 +11,13 @@ concepts for its tokenizer, and writes into ``<run>/geometry/``:
 * ``report.json``: the full validation report (projection test, angles, controls);
 * ``geometry.md`` and ``summary.json``: the headline numbers side by side with the controls;
 * ``concepts.json``: the concept hierarchy (names, token sets, parents);
-* ``teacher-unembedding.safetensors``: parent vectors and child deltas estimated on all
-  tokens, mapped to the residual stream with ``Cov^{-1/2}`` (``back_map = "dual"``), in the
-  layout of ``hsae_teacher``'s initializer; its ``causal_metric`` is ``Cov``, the causal
-  inner product of residual-stream directions (``<r, s>_C = r^T Cov s``).
+* ``teacher-unembedding.safetensors``: parent vectors and child deltas estimated on the
+  concept tokens except the words the ``lm-concepts`` metric scores (the test words of the
+  recipe's ``concept-prompts`` data, :func:`held_out_tokens`; all tokens when the recipe
+  trains on other texts), mapped to the residual stream with ``Cov^{-1/2}``
+  (``back_map = "dual"``), in the layout of ``hsae_teacher``'s initializer; its
+  ``causal_metric`` is ``Cov``, the causal inner product of residual-stream directions
+  (``<r, s>_C = r^T Cov s``).
 
 Validation never opens the model: a recipe for a model that lives on another machine
 (``recipes/teacher-lm-gemma.toml``) validates anywhere.
@@ -149,15 +152,47 @@ def run_geometry(config: TeacherLMRecipe, out_dir: Path) -> dict:
     write_json(out_dir / "report.json", report)
     write_json(out_dir / "summary.json", {"model": config.model, "unembedding": which, **report["summary"]})
     write_text(out_dir / "geometry.md", report["markdown"])
-    save_lm_teacher(out_dir / "teacher-unembedding.safetensors", gamma, hierarchy, whitening, config.geometry)
+    save_lm_teacher(out_dir / "teacher-unembedding.safetensors", gamma, hierarchy, whitening, config.geometry,
+                    held_out=held_out_tokens(config))
     return report
 
 
-def save_lm_teacher(path: Path, gamma: torch.Tensor, hierarchy, whitening, config: GeometryConfig) -> None:  # noqa: ANN001
-    """The teacher on all concept tokens, in residual-stream coordinates (dual back map)."""
+def held_out_tokens(config: TeacherLMRecipe) -> np.ndarray:
+    """Token ids of the words the ``lm-concepts`` metric scores: the test words of ``[data]``'s concept prompts.
+
+    Empty when ``[data]`` is absent or is not ``lm-activations`` with ``concept-prompts`` texts.
+    """
+    source = _concept_prompt_source(config.data)
+    if source is None:
+        return np.empty(0, dtype=np.int64)
+    from hsae_lm.prompts import prompt_word_split
+
+    return prompt_word_split(source.hierarchy, seed=source.config.text_seed)[1]
+
+
+def _concept_prompt_source(spec: DataSpec | None):  # noqa: ANN202 - an LMActivationsSource or None
+    """The ``lm-activations`` source with ``concept-prompts`` texts inside ``spec`` (through wrappers), or None."""
+    while spec is not None and spec.type != "lm-activations":
+        spec = getattr(spec.resolved_config(), "source", None)
+    if spec is None or spec.resolved_config().texts.source != "concept-prompts":
+        return None
+    return spec.build(seed=0)  # builds without opening the model; its hierarchy reads only the tokenizer
+
+
+def teacher_samples(hierarchy, vocab_size: int, config: GeometryConfig,  # noqa: ANN001
+                    held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Phase 1's token samples (concept tokens plus random ones) without the ``held_out`` tokens."""
+    tokens, labels = token_samples(hierarchy, vocab_size, config.random_tokens, [], config.seed)
+    keep = ~np.isin(tokens, held_out)
+    return tokens[keep], labels[keep]
+
+
+def save_lm_teacher(path: Path, gamma: torch.Tensor, hierarchy, whitening, config: GeometryConfig,  # noqa: ANN001
+                    *, held_out: np.ndarray) -> None:
+    """The teacher on the concept tokens not ``held_out``, in residual-stream coordinates (dual back map)."""
     from hsae_teacher.estimator import estimate_teacher
 
-    tokens, labels = token_samples(hierarchy, gamma.shape[0], config.random_tokens, [], config.seed)
+    tokens, labels = teacher_samples(hierarchy, gamma.shape[0], config, held_out)
     teacher = estimate_teacher(gamma[torch.from_numpy(tokens)].double().numpy(), labels, hierarchy.parent_of,
                                whitening, teacher_config(config))
     save_tensors(path, {

@@ -33,6 +33,19 @@ from hsae_teacher.schema import Arm, TeacherRecipe
 _TRAIN_KEYS = ("data", "model", "losses", "metrics", "train", "eval", "stages")
 
 
+def _teacher_losses(doc: dict, metric_path: Path | None) -> dict[str, dict]:
+    """The recipe's ``teacher_losses``; an unset ``causal-ortho`` metric file becomes the arm's teacher file.
+
+    ``to_dict()`` fills in every default, so an unset ``metric_file`` is present as None.
+    ``metric_path`` None (validation) leaves it unset.
+    """
+    losses = {name: dict(spec) for name, spec in doc.get("teacher_losses", {}).items()}
+    for spec in losses.values():
+        if spec.get("type") == "causal-ortho" and spec.get("metric_file") is None and metric_path is not None:
+            spec["metric_file"] = str(metric_path)
+    return losses
+
+
 class TeacherPipeline(Pipeline):
     """Seed 001: teacher extraction, baseline and teacher-initialized H-SAEs, evaluation and ablations."""
 
@@ -60,20 +73,18 @@ class TeacherPipeline(Pipeline):
         """The training recipe of one arm: the shared tables plus this arm's init, stages and overrides.
 
         ``teacher_dir`` holds phase 1's output; ``None`` (validation) leaves out what reads it.
+        The arm's teacher file (its ``metric``, else ``[extract].metric``) both initializes it
+        and gives stage A's ``causal-ortho`` loss its metric, so init and loss agree.
         """
         doc = self.recipe.to_dict()
         base = {key: doc[key] for key in _TRAIN_KEYS if key in doc}
+        metric_path = None if teacher_dir is None else teacher_file(teacher_dir, arm.metric or self.config.extract.metric)
         if arm.stages:
-            teacher_losses = {k: dict(v) for k, v in doc.get("teacher_losses", {}).items()}
-            for spec in teacher_losses.values():  # causal-ortho uses phase 1's metric unless told otherwise
-                if spec.get("type") == "causal-ortho" and "metric_file" not in spec and teacher_dir is not None:
-                    spec["metric_file"] = str(teacher_file(teacher_dir, self.config.extract.metric))
-            base["losses"] = {**base["losses"], **teacher_losses}
+            base["losses"] = {**base["losses"], **_teacher_losses(doc, metric_path)}
         else:
             base.pop("stages", None)
-        if arm.init == "teacher" and teacher_dir is not None:
-            path = teacher_file(teacher_dir, arm.metric or self.config.extract.metric)
-            base["initializers"] = {"teacher": {"type": "teacher-vectors", "path": str(path)}}
+        if arm.init == "teacher" and metric_path is not None:
+            base["initializers"] = {"teacher": {"type": "teacher-vectors", "path": str(metric_path)}}
         for item in arm.set:
             path, value = parse_override(item)
             apply_override(base, path, value, item)
