@@ -19,7 +19,7 @@ import pytest
 from conftest import REPO, TOY_RECIPE, write
 from hsae.progress import LogProgress
 
-TEACHER_SMALL = ["train.steps=60", "stages.0.steps=20", "train.log_every=20", "train.checkpoint_every=30",
+TEACHER_SMALL = ["train.steps=60", "stages.0.steps=20", "tuning.lrs=[1e-3]", "train.log_every=20", "train.checkpoint_every=30",
                  "extract.n_samples=6000", "eval.batches=2", "eval.batch_size=1024"]
 GROUP_SMALL = ["train.steps=40", "train.log_every=20", "train.checkpoint_every=20", "eval.batches=1",
                "eval.batch_size=1024", "metrics.sparse_probing.ks=[1,5]", "metrics.sparse_probing.max_tasks=10"]

@@ -17,7 +17,7 @@ from hsae_teacher.losses import CausalOrthoLoss
 
 REPO = Path(__file__).resolve().parents[1]
 TEACHER = REPO / "recipes" / "teacher.toml"
-SMALL = ["train.steps=60", "stages.0.steps=20", "train.log_every=20", "train.checkpoint_every=30",
+SMALL = ["train.steps=60", "stages.0.steps=20", "tuning.lrs=[1e-3,4e-3]", "train.log_every=20", "train.checkpoint_every=30",
          "train.progress=false", "extract.n_samples=6000", "eval.batches=2", "eval.batch_size=1024"]
 
 
@@ -46,12 +46,21 @@ def test_phases_resume_from_the_run_directory(tmp_path, cli):
     assert code == 0, err
     assert (seed / "baseline" / "model.safetensors").stat().st_mtime_ns == baseline_mtime  # reused, not retrained
     report = json.loads((run / "report.json").read_text())
-    assert set(report["arms"]) == {"baseline", "teacher", "teacher_euclidean", "teacher_top1", "teacher_no_stage_a"}
+    arms = {"baseline", "teacher", "teacher_euclidean", "teacher_top1", "teacher_no_stage_a", "baseline_top1",
+            "baseline_2x", "teacher_2x"}
+    assert set(report["arms"]) == arms
+    tuning = json.loads((run / "tuning" / "tuning.json").read_text())
+    assert set(tuning["arms"]) == arms and tuning["seed"] == 1000
+    for arm in tuning["arms"].values():  # the choice is the grid's lowest validation loss
+        assert set(arm["losses"]) == {"0.001", "0.004"}
+        assert arm["chosen_lr"] == float(min(arm["losses"], key=arm["losses"].get))
+    assert (run / "tuning" / "geometry" / "teacher-data-covariance.safetensors").is_file()
+    assert report["tuning"]["arms"]["baseline"]["chosen_lr"] == tuning["arms"]["baseline"]["chosen_lr"]
     for arm in report["arms"].values():
         assert np.isfinite(arm["purity_pp"]["mean"]) and np.isfinite(arm["one_minus_ev"]["mean"])
     assert len(report["targets"]) == 4 and all(isinstance(t["met"], bool) for t in report["targets"])
     text = (run / "report.md").read_text()
-    assert "targets met" in text and "purity" in text
+    assert "targets met" in text and "purity" in text and "| chosen lr |" in text
     assert (run / "training_curves.png").stat().st_size > 0 and (run / "concept_metrics.png").stat().st_size > 0
     stages = [r.get("stage") for r in map(json.loads, (seed / "teacher" / "metrics.jsonl").read_text().splitlines()) if "loss" in r]
     assert stages[0] == "A" and stages[-1] == "B"
@@ -159,3 +168,17 @@ def test_teacher_initializer_makes_children_orthogonal_under_the_causal_metric(t
             assert abs(float(causal_cos)) < 1e-5
     loss = CausalOrthoLoss(CausalOrthoLoss.Config(metric_file=tmp_path / "t.safetensors"))
     assert float(loss(None, model(torch.randn(4, 8)), model, None).detach()) < 1e-9
+
+
+def test_lr_choice_is_the_lowest_finite_validation_loss_with_ties_to_the_smaller():
+    from hsae_teacher.tuning import choose_lr
+
+    assert choose_lr({1e-3: 0.5, 2e-3: 0.4, 4e-3: float("nan")}) == 2e-3
+    assert choose_lr({1e-3: 0.4, 2e-3: 0.4}) == 1e-3
+    with pytest.raises(ValueError):
+        choose_lr({1e-3: float("inf")})
+
+
+def test_tuning_on_an_evaluation_seed_is_refused(cli):
+    code, _, err = cli("validate", TEACHER, "--set", "seeds=[0,1000]")
+    assert code == 2 and "tuning.seed: must differ from the evaluation seeds" in err

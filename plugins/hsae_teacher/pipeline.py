@@ -25,10 +25,12 @@ from hsae.engine.assemble import assemble
 from hsae.engine.rundir import RunDir
 from hsae.engine.schema import TrainRecipe
 from hsae.errors import Problem, RecipeError, UserError
+from hsae.io import read_json, write_json
 from hsae.pipeline import Pipeline, RunContext
 from hsae_teacher.extract import GEOMETRY_DIR, extract_teacher, teacher_file
-from hsae_teacher.report import write_report
+from hsae_teacher.report import headline, write_report
 from hsae_teacher.schema import Arm, TeacherRecipe
+from hsae_teacher.tuning import TUNING_DIR, choose_lr, grid_record, lr_folder, validation_loss
 
 _TRAIN_KEYS = ("data", "model", "losses", "metrics", "train", "eval", "stages")
 
@@ -103,6 +105,8 @@ class TeacherPipeline(Pipeline):
         InitializerSpec("teacher-vectors").cls  # registered
 
     def run_phase(self, phase: str, ctx: RunContext) -> None:
+        if phase == "extract" and self.config.tuning.lrs and ctx.dist.is_main:
+            extract_teacher(self.config, self.config.tuning.seed, ctx.run_dir.sub(TUNING_DIR).root / GEOMETRY_DIR)
         for seed in self.seeds():
             root = ctx.run_dir.sub(f"seed-{seed}")
             if phase == "extract":
@@ -117,17 +121,67 @@ class TeacherPipeline(Pipeline):
         if phase == "evaluate" and ctx.dist.is_main:
             write_report(self.config, ctx.run_dir, self.seeds())
 
+    def headline(self, ctx: RunContext) -> list[str]:
+        path = ctx.run_dir.root / "report.json"
+        return headline(read_json(path)) if path.is_file() else []
+
     def seeds(self) -> list[int]:
         return list(self.config.seeds) or [self.config.train.seed]
 
     def train_arm(self, name: str, seed: int, root: RunDir, ctx: RunContext) -> None:
-        arm = self.config.arms[name]
-        teacher_dir = root.root / GEOMETRY_DIR
-        if (arm.init == "teacher" or arm.stages) and not teacher_file(teacher_dir, arm.metric or self.config.extract.metric).is_file():
-            raise UserError(f"{teacher_dir}: no teacher vectors; run phase 1 first (hsae run RECIPE --phase 1 --run-dir DIR)")
+        """Train arm ``name`` on seed ``seed``'s world at the arm's own (tuned) learning rate."""
         arm_dir = root.sub(name)
         if (arm_dir.root / "model.safetensors").is_file() and not ctx.resume:
             return  # trained by an earlier invocation; --phase reruns reuse it
+        lr = self.tuned_lr(name, ctx)
+        self.fit_arm(name, seed, root, arm_dir, ctx, lr)
+
+    def fit_arm(self, name: str, seed: int, world: RunDir, arm_dir: RunDir, ctx: RunContext, lr: float,
+                with_metrics: bool = True):
+        """Train one arm on the world whose phase-1 output lies in ``world``; returns the trainer.
+
+        ``with_metrics=False`` (tuning runs) skips the test metrics: only validation loss counts there.
+        """
+        arm = self.config.arms[name]
+        teacher_dir = world.root / GEOMETRY_DIR
+        if (arm.init == "teacher" or arm.stages) and not teacher_file(teacher_dir, arm.metric or self.config.extract.metric).is_file():
+            raise UserError(f"{teacher_dir}: no teacher vectors; run phase 1 first (hsae run RECIPE --phase 1 --run-dir DIR)")
         recipe = self.seed_recipe(self.arm_recipe(name, arm, teacher_dir), seed)
+        recipe = attrs.evolve(recipe, train=attrs.evolve(recipe.train, lr=lr))
+        if not with_metrics:
+            recipe = attrs.evolve(recipe, metrics={})
         trainer = assemble(recipe, run_dir=arm_dir, dist=ctx.dist, prefix=f"arms.{name}: ")
         trainer.fit(resume=ctx.resume)
+        return trainer
+
+    def tuned_lr(self, name: str, ctx: RunContext) -> float:
+        """The arm's learning rate: ``train.lr``, or the grid point chosen on validation data.
+
+        Each grid point trains with the full budget on the tuning world and is scored once;
+        the scores are kept in ``tuning/<arm>/lr-<lr>/validation.json`` and summed up in
+        ``tuning/tuning.json`` (see :mod:`hsae_teacher.tuning` for the rule).
+        """
+        tuning = self.config.tuning
+        if not tuning.lrs:
+            return self.config.train.lr
+        world = ctx.run_dir.sub(TUNING_DIR)
+        losses = {lr: self.validation_score(name, lr, world, ctx) for lr in tuning.lrs}
+        if ctx.dist.is_main:
+            record = read_json(world.root / "tuning.json") if (world.root / "tuning.json").is_file() else {}
+            arms = {**record.get("arms", {}), **grid_record({name: losses})["arms"]}
+            write_json(world.root / "tuning.json", {**grid_record({}), "seed": tuning.seed, "arms": arms})
+        return choose_lr(losses)
+
+    def validation_score(self, name: str, lr: float, world: RunDir, ctx: RunContext) -> float:
+        """Normalized validation MSE of arm ``name`` trained at ``lr`` on the tuning world (cached)."""
+        tuning = self.config.tuning
+        run = world.sub(name).sub(lr_folder(lr))
+        scored = run.root / "validation.json"
+        if scored.is_file() and not ctx.resume:
+            return read_json(scored)["validation_nmse"]
+        trainer = self.fit_arm(name, tuning.seed, world, run, ctx, lr, with_metrics=False)
+        loss = validation_loss(trainer.model, trainer.data, tuning.validation_batches, tuning.validation_batch_size,
+                               trainer.device)
+        if ctx.dist.is_main:
+            write_json(scored, {"lr": lr, "validation_nmse": loss, "seed": tuning.seed})
+        return loss

@@ -31,9 +31,10 @@ from hsae.report import (
     spread_caption,
     stage_boundaries,
 )
-from hsae.summary import mean_std
+from hsae.summary import mean_std, paired_effect
 from hsae_teacher.extract import GEOMETRY_DIR
 from hsae_teacher.schema import TeacherRecipe
+from hsae_teacher.tuning import TUNING_DIR
 
 EXPERIMENT = "Teacher-initialized vs random H-SAE"
 
@@ -53,7 +54,10 @@ class Row(NamedTuple):
 ROWS = (
     Row("purity_pp", "purity_pp", "purity", "%", "percent", False),
     Row("leakage", "leakage", "leakage", "rate", "fraction", True),
+    Row("purity_pp_any_selected", "purity_pp_any_selected", "purity (any-selected rule)", "%", "percent", False),
     Row("steering_leakage", "steering_leakage", "steering leakage", "ratio", "fraction", True),
+    Row("steering_leakage_true_direction_floor", "steering_leakage_true_direction_floor",
+        "steering leakage floor (true directions)", "ratio", "fraction", True),
     Row("one_minus_ev", "explained_variance", "1 - EV", "fraction of variance", "fraction", True, lambda v: 1 - v),
     Row("mcc", "mcc", "MCC", "mean |cos|", "fraction", False),
     Row("mcc_level_0", "mcc_level_0", "MCC parents", "mean |cos|", "fraction", False),
@@ -81,39 +85,50 @@ def arm_numbers(arm_dir: Path) -> dict[str, float]:
     return out
 
 
-def _mean(side: dict[str, dict], key: str) -> float:
-    value = side.get(key, {}).get("mean")
-    return math.nan if value is None else value
+def _per_seed_effects(per_arm: dict[str, dict[str, list]], key: str, relative: bool) -> dict[str, float]:
+    """Teacher-minus-baseline effect of one metric, seed by seed, summarized by :func:`paired_effect`."""
+    teacher, baseline = per_arm["teacher"].get(key, []), per_arm["baseline"].get(key, [])
+    if relative:  # (teacher - baseline) / baseline per seed, so each world is its own yardstick
+        teacher = [t / b if t is not None and b else None for t, b in zip(teacher, baseline)]
+        baseline = [1.0 if b else None for b in baseline]
+    return paired_effect(teacher, baseline)
 
 
-def _relative_change(baseline: dict[str, dict], teacher: dict[str, dict], key: str) -> float:
-    """(teacher - baseline) / baseline of the means; NaN when the baseline is 0 or missing."""
-    b = _mean(baseline, key)
-    return (_mean(teacher, key) - b) / b if b else math.nan
+def judge(config: TeacherRecipe, per_arm: dict[str, dict[str, list]]) -> list[dict[str, Any]]:
+    """Each target, judged on the per-seed paired effects of teacher vs baseline.
 
-
-def judge(config: TeacherRecipe, baseline: dict[str, dict], teacher: dict[str, dict]) -> list[dict[str, Any]]:
-    """Each target with its threshold and measured value (numbers) and whether it was met."""
+    The measured value is the median over seeds (one outlying seed cannot carry it). With
+    several seeds a target also needs its 95% interval of the mean effect on the right side:
+    an improvement excludes zero, the reconstruction gap stays under its tolerance.
+    """
     t = config.targets
-    gain = _mean(teacher, "purity_pp") - _mean(baseline, "purity_pp")
-    leakage = _relative_change(baseline, teacher, "leakage")
-    steering = _relative_change(baseline, teacher, "steering_leakage")
-    ev_gap = _mean(teacher, "one_minus_ev") - _mean(baseline, "one_minus_ev")  # > 0: teacher reconstructs worse
-    return [
-        _target("purity_gain", "purity gain", "pp", "at least", t.purity_gain_pp, gain, gain >= t.purity_gain_pp),
-        _target("leakage_change", "relative change of leakage", "relative", "at most", -t.leakage_reduction,
-                leakage, leakage <= -t.leakage_reduction),
-        _target("steering_leakage_change", "relative change of steering leakage", "relative", "at most",
-                -t.steering_leakage_reduction, steering, steering <= -t.steering_leakage_reduction),
-        _target("reconstruction_gap", "1 - EV above baseline", "fraction", "at most", t.reconstruction_tolerance,
-                ev_gap, ev_gap <= t.reconstruction_tolerance),
-    ]
+    specs = (
+        ("purity_gain", "purity gain", "pp", "purity_pp", False, "at least", t.purity_gain_pp),
+        ("leakage_change", "relative change of leakage", "relative", "leakage", True, "at most", -t.leakage_reduction),
+        ("steering_leakage_change", "relative change of steering leakage", "relative", "steering_leakage", True,
+         "at most", -t.steering_leakage_reduction),
+        ("reconstruction_gap", "1 - EV above baseline", "fraction", "one_minus_ev", False, "at most",
+         t.reconstruction_tolerance),
+    )
+    return [_target(name, label, kind, comparison, threshold, _per_seed_effects(per_arm, key, relative), name)
+            for name, label, kind, key, relative, comparison, threshold in specs]
 
 
-def _target(name: str, label: str, kind: NumberKind, comparison: str, threshold: float, measured: float,
-            met: bool) -> dict[str, Any]:
+def _target(name: str, label: str, kind: NumberKind, comparison: str, threshold: float, effect: dict[str, float],
+            target: str) -> dict[str, Any]:
+    median, low, high = effect["median"], effect["low"], effect["high"]
+    at_least = comparison == "at least"
+    point_ok = median >= threshold if at_least else median <= threshold
+    if effect["n"] < 2:
+        interval_ok = True  # one seed: no interval; the report says so
+    elif target == "reconstruction_gap":
+        interval_ok = high <= threshold
+    else:
+        interval_ok = low > 0 if at_least else high < 0
     return {"target": name, "label": label, "kind": kind, "comparison": comparison, "threshold": float(threshold),
-            "measured": float(measured), "met": bool(met)}
+            "measured": median, "mean": effect["mean"], "ci_low": low, "ci_high": high, "p_value": effect["p_value"],
+            "seeds_favouring": effect["positive"] if at_least else effect["negative"], "n_seeds": effect["n"],
+            "met": bool(point_ok and interval_ok and math.isfinite(median))}
 
 
 def collect(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> dict[str, dict[str, list[float]]]:
@@ -124,9 +139,17 @@ def collect(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> dict[st
             arm_dir = run_dir.root / f"seed-{seed}" / name
             if not (arm_dir / "eval.json").is_file():
                 raise UserError(f"{arm_dir}: arm {name!r} has not been trained; run phases 2-4 first")
-            for key, value in arm_numbers(arm_dir).items():
-                per_arm.setdefault(name, {}).setdefault(key, []).append(value)
-    return per_arm
+            numbers = arm_numbers(arm_dir)
+            for row in ROWS:  # one entry per seed (None where missing), so seeds stay paired across arms
+                per_arm.setdefault(name, {}).setdefault(row.key, []).append(numbers.get(row.key))
+    return {name: {key: values for key, values in keys.items() if any(v is not None for v in values)}
+            for name, keys in per_arm.items()}
+
+
+def read_tuning(run_dir: RunDir) -> dict[str, Any] | None:
+    """The learning-rate grid and each arm's choice (``tuning/tuning.json``), if the run tuned."""
+    path = run_dir.root / TUNING_DIR / "tuning.json"
+    return read_json(path) if path.is_file() else None
 
 
 def read_geometry(run_dir: RunDir, seed: int) -> dict[str, Any]:
@@ -141,7 +164,8 @@ def write_report(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> di
     geometry = {str(seed): read_geometry(run_dir, seed) for seed in seeds}
     report = numbers_only({
         "experiment": EXPERIMENT, "seeds": seeds, "arms": summary, "per_seed": per_arm,
-        "targets": judge(config, summary["baseline"], summary["teacher"]),
+        "targets": judge(config, per_arm),
+        "tuning": read_tuning(run_dir), "default_lr": config.train.lr,
         "geometry": {seed: {k: v for k, v in geo.items() if k != "markdown"} for seed, geo in geometry.items()},
     })
     write_json(run_dir.root / "report.json", report)
@@ -151,12 +175,25 @@ def write_report(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> di
     return report
 
 
+def headline(report: dict[str, Any]) -> list[str]:
+    """The lines ``hsae run`` prints at the end: each target, measured and met or not."""
+    n = len(report["seeds"])
+    lines = [f"{EXPERIMENT}, {n} seed{'s' if n != 1 else ''} (paired effects, median over seeds):"]
+    for t in report["targets"]:
+        lines.append(f"  {t['label']}: {format_number(t['measured'], t['kind'])} "
+                     f"(target {t['comparison']} {format_number(t['threshold'], t['kind'])}): "
+                     f"{'met' if t['met'] else 'not met'}")
+    return lines
+
+
 def markdown(report: dict[str, Any], geometry_markdown: dict[str, str]) -> str:
     """``report.md``: the seeds note, the metrics table, the targets and phase 1's geometry."""
     lines = [f"# {EXPERIMENT}", "", seeds_note(report["seeds"]), "",
              "Each seed draws its own synthetic world; every arm of a seed trains on the same data.", ""]
     lines += metrics_table(report["arms"])
-    lines += ["", "## Targets (teacher vs random-init baseline)", ""]
+    lines += ["", "## Learning rates (validation 1 - EV per arm and lr)", ""]
+    lines += tuning_table(report.get("tuning"), report.get("default_lr", math.nan))
+    lines += ["", "## Targets (teacher vs random-init baseline, paired by seed)", ""]
     lines += targets_table(report["targets"])
     lines += ["", verdict(report["targets"]), "", "## Phase 1: teacher geometry (per seed)", ""]
     for seed, text in geometry_markdown.items():
@@ -174,10 +211,31 @@ def metrics_table(arms: dict[str, dict[str, dict]]) -> list[str]:
 
 
 def targets_table(targets: list[dict[str, Any]]) -> list[str]:
-    """Each target: its threshold, the measured value and whether it was met."""
+    """Each target: threshold, median effect over seeds, 95% interval, p-value, seeds in favour, met."""
+    def interval(t: dict[str, Any]) -> str:
+        if t["n_seeds"] < 2:
+            return "n/a (1 seed)"
+        return f"[{format_number(t['ci_low'], t['kind'])}, {format_number(t['ci_high'], t['kind'])}]"
+
     rows = [[t["label"], f"{t['comparison']} {format_number(t['threshold'], t['kind'])}",
-             format_number(t["measured"], t["kind"]), "yes" if t["met"] else "no"] for t in targets]
-    return markdown_table(["target", "threshold", "measured", "met"], rows)
+             format_number(t["measured"], t["kind"]), interval(t),
+             format_number(t["p_value"], "fraction") if t["n_seeds"] > 1 else "n/a",
+             f"{t['seeds_favouring']}/{t['n_seeds']}", "yes" if t["met"] else "no"] for t in targets]
+    return markdown_table(["target", "threshold", "median over seeds", "95% CI of the mean", "paired t-test p",
+                           "seeds in favour", "met"], rows)
+
+
+def tuning_table(tuning: dict[str, Any] | None, default_lr: float) -> list[str]:
+    """The learning-rate grid: validation score per arm and lr, and each arm's choice."""
+    if not tuning:
+        return [f"No learning-rate search: every arm trained at train.lr = {default_lr:g}."]
+    arms = tuning["arms"]
+    lrs = sorted({float(lr) for arm in arms.values() for lr in arm["losses"]})
+    rows = [[name, *(format_number(arm["losses"].get(f"{lr:g}"), "fraction") for lr in lrs), f"{arm['chosen_lr']:g}"]
+            for name, arm in arms.items()]
+    return [f"Rule, fixed before any test metric: {tuning['rule']}. Tuning world: seed {tuning.get('seed')}, "
+            "never an evaluation seed.", "",
+            *markdown_table(["arm", *(f"lr {lr:g}" for lr in lrs), "chosen lr"], rows)]
 
 
 def verdict(targets: list[dict[str, Any]]) -> str:

@@ -8,6 +8,7 @@ import attrs
 
 from hsae.config.spec import DataSpec, LossSpec, MetricSpec, ModelSpec
 from hsae.engine.schema import EvalConfig, Stage, TrainConfig, check_training
+from hsae_teacher.tuning import TuningConfig
 
 
 @attrs.frozen
@@ -77,6 +78,7 @@ class TeacherRecipe:
     extract: ExtractConfig = ExtractConfig()
     arms: dict[str, Arm] = attrs.field(factory=_default_arms)
     targets: Targets = Targets()
+    tuning: TuningConfig = TuningConfig()
     seeds: tuple[int, ...] = ()  # empty: train.seed only; each seed draws its own synthetic world
     name: str = ""
     description: str = ""
@@ -89,6 +91,10 @@ class TeacherRecipe:
         clash = sorted(set(self.losses) & set(self.teacher_losses))
         if clash:
             problems.append(("teacher_losses", f"names also used in losses: {', '.join(clash)}"))
+        if self.tuning.seed in self.seeds or (not self.seeds and self.tuning.seed == self.train.seed):
+            problems.append(("tuning.seed", "must differ from the evaluation seeds (tuning never sees a test world)"))
+        if any(lr <= 0 for lr in self.tuning.lrs):
+            problems.append(("tuning.lrs", "learning rates must be positive"))
         if not 0 < self.extract.holdout_fraction < 1:
             problems.append(("extract.holdout_fraction", "must be in (0, 1)"))
         return problems
