@@ -193,6 +193,6 @@ def spread_caption(n_seeds: int) -> str:
 def save_figure(fig, path: Path) -> Path:  # noqa: ANN001
     """Write ``fig`` as a PNG and close it."""
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     pyplot().close(fig)
     return path

@@ -250,13 +250,14 @@ def verdict(targets: list[dict[str, Any]]) -> str:
 def plots(config: TeacherRecipe, run_dir: RunDir, seeds: list[int], summary: dict[str, Any]) -> None:
     """``training_curves.png`` and ``concept_metrics.png``."""
     plot_training_curves(config, run_dir, seeds)
-    plot_concept_metrics(summary, len(seeds), run_dir.root / "concept_metrics.png")
+    random_init = {name for name, arm in config.arms.items() if arm.init == "random"}
+    plot_concept_metrics(summary, len(seeds), run_dir.root / "concept_metrics.png", random_init)
 
 
 def plot_training_curves(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> Path:
     """Reconstruction loss per arm (mean over seeds, ± std band), with the stage-A/B boundary."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(9, 4))
     for name in config.arms:
         curves = [curve(RunDir(run_dir.root / f"seed-{seed}" / name).read_log(), "loss/mse") for seed in seeds]
         plot_curve(ax, curves, name)
@@ -265,17 +266,18 @@ def plot_training_curves(config: TeacherRecipe, run_dir: RunDir, seeds: list[int
     ax.set(xlabel="training step", yscale="log",
            ylabel=metric_label("reconstruction loss", "MSE, log scale", lower_is_better=True, wrap=True),
            title=f"training curves ({spread_caption(len(seeds))})")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(EXPERIMENT)
     return save_figure(fig, run_dir.root / "training_curves.png")
 
 
-def plot_concept_metrics(summary: dict[str, dict[str, dict]], n_seeds: int, path: Path) -> Path:
-    """One bar panel per headline metric, arms side by side."""
+def plot_concept_metrics(summary: dict[str, dict[str, dict]], n_seeds: int, path: Path,
+                         random_init: set[str] = frozenset({"baseline"})) -> Path:
+    """One bar panel per headline metric, arms side by side (random-init arms grey, teacher arms green)."""
     plt = pyplot()
     arms = list(summary)
     fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 3.8))
-    colors = ["#888" if a == "baseline" else "#3a7" for a in arms]
+    colors = ["#888" if a in random_init else "#3a7" for a in arms]
     for ax, key in zip(axes, PLOTTED):
         row = ROW_BY_KEY[key]
         bar_panel(ax, arms, [summary[a].get(key) for a in arms], colors)
