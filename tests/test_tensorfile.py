@@ -88,3 +88,29 @@ def test_generated_pt_trains_with_tensor_file(tmp_path, cli, monkeypatch):
     assert cfg["d_in"] == 16  # trained on the data vectors, not the (400, n_features) true activations
     steps = [json.loads(line).get("step") for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert max(s for s in steps if s is not None) == 5
+
+
+def test_held_out_rows_do_not_depend_on_the_run_seed(tmp_path):
+    from hsae_tensorfile.source import TensorFileSource
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((200, 4)).astype(np.float32))
+    config = TensorFileSource.Config(path=tmp_path / "x.npy", eval_fraction=0.1)
+    a, b = TensorFileSource(config, seed=0), TensorFileSource(config, seed=7)
+    assert np.array_equal(a.eval_rows, b.eval_rows) and len(a.eval_rows) == 20
+
+
+def test_no_held_out_rows_means_no_metrics_not_training_rows(tmp_path):
+    import torch
+
+    from hsae.engine.evaluate import evaluate
+    from hsae.plugins import get_registry
+    from hsae_tensorfile.source import TensorFileSource
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).standard_normal((64, 4)).astype(np.float32))
+    source = TensorFileSource(TensorFileSource.Config(path=tmp_path / "x.npy", eval_fraction=0.0))
+    assert list(source.batches(16, split="eval")) == []
+    registry = get_registry()
+    model = registry.get("model", "sae")(registry.get("model", "sae").Config(d_sae=64), d_in=4)
+    metric = registry.get("metric", "mse")(registry.get("metric", "mse").Config())
+    with pytest.warns(UserWarning, match="no held-out rows"):
+        assert evaluate(model, source, {"mse": metric}, batches=2, batch_size=16, device=torch.device("cpu")) == {}

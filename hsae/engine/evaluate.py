@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 
 import torch
@@ -25,11 +26,17 @@ def evaluate(
         metric.start(ctx)
     with_labels = any(m.needs_labels for m in metrics.values())
     stream = data.batches(batch_size, split="eval", with_labels=with_labels)
+    seen = 0
     for batch in itertools.islice(stream, batches):
         batch = batch.to(device)
         out = model(batch.x)
         for metric in metrics.values():
             metric.update(batch, out, model)
+        seen += 1
+    if not seen:
+        model.train(was_training)
+        warnings.warn(f"data source {data.name!r} has no held-out rows; the metrics were not computed", stacklevel=2)
+        return {}
     results = {name: {k: float(v) for k, v in metric.compute(model, ctx).items()} for name, metric in metrics.items()}
     model.train(was_training)
     return results

@@ -25,7 +25,8 @@ class TensorFileSource(DataSource):
 
         path: the file (.safetensors, .npy, .npz or .pt), relative to the recipe's folder
         key: the array to read in a file with several (default: the only one, else ``data``)
-        eval_fraction: fraction of rows held out for evaluation, in [0, 1)
+        eval_fraction: fraction of rows held out for evaluation, in [0, 1); 0 leaves none (metrics are then skipped)
+        split_seed: seeds which rows are held out; fixed, so every run and seed is evaluated on the same rows
         shuffle: visit training rows in a fresh random order each epoch
         """
 
@@ -33,6 +34,7 @@ class TensorFileSource(DataSource):
         key: str | None = None
         eval_fraction: float = 0.05
         shuffle: bool = True
+        split_seed: int = 0
 
     def __init__(self, config: Config, *, seed: int = 0) -> None:
         super().__init__(config, seed=seed)
@@ -40,7 +42,7 @@ class TensorFileSource(DataSource):
             raise RecipeError([Problem(f"must be in [0, 1), got {config.eval_fraction}", path="eval_fraction")])
         self.array = _open(config)
         n = self.array.shape[0]
-        split = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+        split = torch.randperm(n, generator=torch.Generator().manual_seed(config.split_seed)).numpy()
         n_eval = int(round(n * config.eval_fraction))
         if n - n_eval <= 0:
             raise RecipeError([Problem(f"{config.path} has too few rows ({n}) for eval_fraction {config.eval_fraction}",
@@ -89,8 +91,8 @@ class TensorFileSource(DataSource):
 
     def batches(self, batch_size: int, *, start_step: int = 0, shard: Shard = Shard(), split: str = "train",
                 with_labels: bool = False) -> Iterator[Batch]:
-        if split == "eval":
-            rows = self.eval_rows if len(self.eval_rows) else self.train_rows
+        if split == "eval":  # held-out rows only: never training rows, even when there are none
+            rows = self.eval_rows
             for start in range(0, len(rows), batch_size):
                 yield Batch(self._load(rows[start : start + batch_size]))
             return
