@@ -217,6 +217,8 @@ def test_report_controls_collapse_and_serialize():
     table = render_markdown(report)
     assert table.startswith("| metric | teacher (data-covariance) | shuffled labels | random parent | euclidean |")
     assert "projection AUC (mean)" in table and "angle(ell_p, delta) median (deg)" in table
+    gap = report["angles"]["median_deg"] - controls["random_parent"]["angles"]["median_deg"]
+    assert f"random parent {gap:+.1f}" in table and "from orthogonal" in table
 
 
 def test_report_without_truth_or_controls_and_grandparents():

@@ -294,13 +294,15 @@ _PROJECTIONS = ("proj_train_mean", "proj_test_mean", "proj_random_mean")
 
 
 def render_markdown(report: dict) -> str:
-    """A markdown table: the teacher and its controls side by side."""
+    """A markdown table of the teacher and its controls side by side, then each control's angle gap."""
+    from hsae.report import markdown_table
+
     controls = report.get("controls") or {}
     columns = [("teacher (" + report["config"]["whitening"] + ")", report)]
     for name in ("shuffled_labels", "random_parent", "euclidean"):
         if controls.get(name):
             columns.append((name.replace("_", " "), controls[name]))
-    lines = ["| metric | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    rows = []
     for label, path, spec in _ROWS:
         cells = []
         for _, section in columns:
@@ -310,17 +312,24 @@ def render_markdown(report: dict) -> str:
             else:
                 cells.append(_fmt(_get(section, path), spec))
         if any(cell != "-" for cell in cells):
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+            rows.append([label, *cells])
+    lines = markdown_table(["metric", *(name for name, _ in columns)], rows)
+    lines += ["", angle_gaps(report, columns[1:])]
     counts = report["counts"]
-    lines.append("")
-    lines.append(
-        f"{counts['n_parents']} parents, {counts['n_children']} children; "
-        f"{len(counts['skipped'])} concepts skipped (< {report['config']['min_samples']} samples)."
-    )
+    lines += ["", f"{counts['n_parents']} parents, {counts['n_children']} children; "
+              f"{len(counts['skipped'])} concepts skipped (< {report['config']['min_samples']} samples)."]
     return "\n".join(lines) + "\n"
 
 
-report_markdown = render_markdown  # alias
+def angle_gaps(report: dict, controls: list[tuple[str, dict]]) -> str:
+    """How far the teacher's median parent-delta angle is from 90 degrees and from each control's."""
+    teacher = _get(report, ("angles", "median_deg"))
+    if teacher is None:
+        return "No parent-delta angles (no parent with children)."
+    gaps = [f"{name} {teacher - angle:+.1f}" for name, section in controls
+            if (angle := _get(section, ("angles", "median_deg"))) is not None]
+    return (f"Median angle(ell_p, delta): {teacher:.1f} deg, {teacher - 90:+.1f} from orthogonal; "
+            f"teacher minus control: {', '.join(gaps) if gaps else 'no controls'} (deg).")
 
 
 def _get(section: dict, path: tuple[str, str]):
