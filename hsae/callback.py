@@ -22,13 +22,18 @@ class Callback(nn.Module, Component):
     """Runs after each optimizer step."""
 
     kind: ClassVar[str] = "callback"
+    requires: ClassVar[frozenset[str]] = frozenset()  # capabilities the model must provide (``SAE.provides``)
 
     def __init__(self, config: Any) -> None:
         super().__init__()
         self.config = config
 
     def setup(self, model: "SAE", data: "DataSource") -> None:
-        """Called once before training (and before a checkpoint is restored): size buffers from the model."""
+        """Called once when the run is assembled, ``hsae validate`` included (so keep it cheap),
+        before training and before a checkpoint is restored: size buffers from the model.
+
+        A ValueError, UserError or RecipeError raised here is reported at this callback's table.
+        """
 
     def on_step_end(self, batch: "Batch", out: "SAEOutput", model: "SAE", ctx: "StepContext") -> None:
         """Called after the optimizer step and decoder renormalization."""

@@ -13,6 +13,7 @@ import attrs
 import torch
 from torch import nn
 
+from hsae.config.bounds import NonNegativeFloat, NonNegativeInt
 from hsae.registry import Component
 
 if TYPE_CHECKING:
@@ -22,10 +23,22 @@ if TYPE_CHECKING:
 
 @attrs.frozen
 class LossConfig:
-    """Keys every loss accepts: its weight and a linear warmup of that weight."""
+    """Keys every loss accepts: its weight and a linear warmup of that weight.
 
-    coefficient: float = 1.0
-    warmup_steps: int = 0
+    coefficient: weight of the term (>= 0)
+    warmup_steps: steps over which the weight ramps up linearly from 0 (>= 0)
+
+    Subclasses that change a default keep the bound by annotating it the same way
+    (``coefficient: NonNegativeFloat = 0.1``); :meth:`__attrs_post_init__` checks it anyway.
+    """
+
+    coefficient: NonNegativeFloat = 1.0
+    warmup_steps: NonNegativeInt = 0
+
+    def __attrs_post_init__(self) -> None:
+        for key in ("coefficient", "warmup_steps"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)!r}")
 
 
 @attrs.define
@@ -42,13 +55,20 @@ class Loss(nn.Module, Component):
 
     kind: ClassVar[str] = "loss"
     Config = LossConfig
+    # Capabilities the model must provide (``SAE.provides``), e.g. ``frozenset({"top_reconstruction"})``;
+    # a model without them is a recipe error at this loss's table, found by ``hsae validate``.
+    requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: LossConfig) -> None:
         super().__init__()
         self.config = config
 
     def setup(self, model: "SAE", data: "DataSource") -> None:
-        """Called once before training (and before a checkpoint is restored): size buffers from the model."""
+        """Called once when the run is assembled, ``hsae validate`` included (so keep it cheap),
+        before training and before a checkpoint is restored: size buffers from the model.
+
+        A ValueError, UserError or RecipeError raised here is reported at this loss's table.
+        """
 
     def weight(self, step: int) -> float:
         """``coefficient``, ramped linearly from 0 over ``warmup_steps``."""

@@ -37,6 +37,7 @@ class Metric(Component):
 
     kind: ClassVar[str] = "metric"
     needs_labels: ClassVar[bool] = False  # ask the data source for ground-truth labels
+    requires: ClassVar[frozenset[str]] = frozenset()  # capabilities the model must provide (``SAE.provides``)
 
     def __init__(self, config: Any) -> None:
         self.config = config

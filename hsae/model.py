@@ -95,6 +95,7 @@ class Encoder(nn.Module, Component):
     """Maps inputs to pre-activations ``(B, d_sae)``."""
 
     kind: ClassVar[str] = "encoder"
+    provides: ClassVar[frozenset[str]] = frozenset()  # capabilities a model built with this part gains
 
     def __init__(self, config: Any, *, d_in: int, d_sae: int) -> None:
         super().__init__()
@@ -116,6 +117,7 @@ class Router(nn.Module, Component):
     """
 
     kind: ClassVar[str] = "router"
+    provides: ClassVar[frozenset[str]] = frozenset()  # capabilities a model built with this part gains
     sparse: ClassVar[bool] = False
 
     def __init__(self, config: Any, *, d_sae: int) -> None:
@@ -156,6 +158,7 @@ class Decoder(nn.Module, Component):
     """Maps codes back to the input space."""
 
     kind: ClassVar[str] = "decoder"
+    provides: ClassVar[frozenset[str]] = frozenset()  # capabilities a model built with this part gains
 
     def __init__(self, config: Any, *, d_in: int, d_sae: int) -> None:
         super().__init__()
@@ -179,6 +182,9 @@ class SAE(nn.Module, Component):
 
     kind: ClassVar[str] = "model"
     architecture: ClassVar[str] = "custom"
+    # What the forward pass and the model offer to losses, metrics and callbacks that declare
+    # ``requires`` (an ``extras`` key, an attribute such as ``latent_parent``); checked at assembly.
+    provides: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: Any, *, d_in: int) -> None:
         super().__init__()
@@ -191,6 +197,10 @@ class SAE(nn.Module, Component):
 
     def encode(self, x: torch.Tensor) -> Codes:
         return self.forward(x).codes
+
+    def capabilities(self) -> frozenset[str]:
+        """What this built model provides: ``provides``, plus its parts' where a model has parts."""
+        return self.provides
 
     def decode(self, codes: Codes, bias: bool = True) -> torch.Tensor:
         raise NotImplementedError

@@ -1,7 +1,12 @@
 """Plugin loading: pluggy over the ``hsae`` entry-point group.
 
 Every entry point is loaded on its own: one that fails to import is reported as a warning,
-listed as failed by ``hsae plugins``, and never stops the others. ``HSAE_DISABLE_PLUGINS``
+listed as failed by ``hsae plugins``, and never stops the others. A name clash is treated
+the same way: a plugin that registers a component under a name another plugin already
+holds is refused as a whole (none of its components are registered), warned about and
+listed as failed with both providers named. The built-in plugins (entry points of the
+``hsae`` distribution) register first, so they win over third parties whatever the load
+order; between third parties, the first in entry-point name order wins. ``HSAE_DISABLE_PLUGINS``
 (comma separated entry-point names) skips plugins.
 
 Loading is cheap and registration is lazy: :meth:`PluginManager.load_entry_points` imports
@@ -27,6 +32,7 @@ from hsae.errors import DuplicateComponentError
 from hsae.registry import Registry
 
 GROUP = "hsae"
+BUILTIN_DISTRIBUTION = "hsae"
 
 
 @attrs.define
@@ -42,6 +48,7 @@ class PluginInfo:
     components: list[str] = attrs.field(factory=list)
     hooks: list[str] = attrs.field(factory=list)
     doc: str = ""  # the plugin module's docstring
+    plugin: object = attrs.field(default=None, repr=False, eq=False)  # the loaded module or object
 
 
 class PluginManager:
@@ -89,20 +96,27 @@ class PluginManager:
                 warnings.warn(f"hsae plugin {ep.name!r} ({dist}) failed to load: {info.error}", stacklevel=2)
                 continue
             self._attach(module, info)
+        self._pending.sort(key=lambda pending: not _is_builtin(pending[1]))  # stable: built-ins first
         self.pm.check_pending()
 
     def register(self, plugin: ModuleType | object, info: PluginInfo | None = None) -> None:
-        """Register one plugin object (a module or any object with hookimpls) and its components now."""
+        """Register one plugin object (a module or any object with hookimpls) and its components now.
+
+        A name clash refuses the plugin (as for entry points) and, since this call asked for
+        it explicitly, raises :class:`DuplicateComponentError` naming both providers.
+        """
         self.register_pending()
         info = self._attach(plugin, info)
         self._pending.pop()  # registered right away instead
-        self._call_register(plugin, info)
+        clash = self._call_register(plugin, info, explicit=True)
+        if clash is not None:
+            raise clash
 
     def register_pending(self) -> None:
-        """Run ``hsae_register`` of every plugin loaded but not yet registered, in load order.
+        """Run ``hsae_register`` of every plugin loaded but not yet registered, built-ins first.
 
-        A plugin that fails is unregistered and listed as failed; a duplicate name raises
-        :class:`DuplicateComponentError` (again on the next access, until fixed).
+        A plugin that fails, or registers a name another plugin holds, is unregistered as a
+        whole and listed as failed; the others are unaffected.
         """
         if self._registering or not self._pending:
             return
@@ -128,12 +142,13 @@ class PluginManager:
                 warnings.warn(f"hsae plugin {impl.plugin_name!r} failed to add commands: {error}", stacklevel=2)
 
     def unregister(self, plugin: object) -> None:
-        name = self.pm.get_name(plugin)
+        """Forget ``plugin`` and its components (also one that was refused or failed)."""
         self._pending = [(p, i) for p, i in self._pending if p is not plugin]
-        for info in [i for i in self._infos if i.name == name]:
+        for info in [i for i in self._infos if i.plugin is plugin]:
             self._registry.remove_provider(_provider(info))
             self._infos.remove(info)
-        self.pm.unregister(plugin)
+        if self.pm.is_registered(plugin):
+            self.pm.unregister(plugin)
 
     def _attach(self, plugin: object, info: PluginInfo | None) -> PluginInfo:
         """Register ``plugin`` with pluggy and queue its ``hsae_register`` hook."""
@@ -142,29 +157,42 @@ class PluginManager:
             info = PluginInfo(name, "<direct>", "", getattr(plugin, "__name__", ""))
             self._infos.append(info)
         self.pm.register(plugin, name=name)
+        info.plugin = plugin
         info.doc = getattr(plugin, "__doc__", None) or ""
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
         self._pending.append((plugin, info))
         return info
 
-    def _call_register(self, plugin: object, info: PluginInfo) -> None:
-        """Run one plugin's ``hsae_register``, isolating any failure but a duplicate name."""
+    def _call_register(self, plugin: object, info: PluginInfo, explicit: bool = False) -> DuplicateComponentError | None:
+        """Run one plugin's ``hsae_register`` into a staging registry and merge it if all went well.
+
+        Any failure, a name clash included, refuses the whole plugin with a warning; the clash
+        is returned (an ``explicit`` registration raises it instead of warning).
+        """
         impl = getattr(plugin, "hsae_register", None)
         if impl is None:
-            return
+            return None
         provider = _provider(info)
+        staged = self._registry.staging()
         try:
-            with self._registry.providing(provider):
-                impl(registry=self._registry)
-        except DuplicateComponentError:
-            raise
-        except Exception as exc:
-            self._registry.remove_provider(provider)
-            self.pm.unregister(plugin)
-            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"hsae plugin {info.name!r} failed to register: {info.error}", stacklevel=3)
-            return
+            with staged.providing(provider):
+                impl(registry=staged)
+        except Exception as exc:  # a broken or clashing plugin must not take the others down
+            clash = exc if isinstance(exc, DuplicateComponentError) else None
+            self._refuse(plugin, info, exc, warn=not (explicit and clash))
+            return clash
+        self._registry.merge(staged)
         info.components = [f"{k}:{n}" for k, n, e in self._registry.entries() if e.provider == provider]
+        return None
+
+    def _refuse(self, plugin: object, info: PluginInfo, exc: Exception, warn: bool = True) -> None:
+        """Unregister ``plugin`` and list it as failed (with a warning)."""
+        self.pm.unregister(plugin)
+        info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, DuplicateComponentError):
+            info.error += "; the first registration is kept and this plugin is not loaded"
+        if warn:
+            warnings.warn(f"hsae plugin {info.name!r} failed to register: {info.error}", stacklevel=4)
 
     def _info_named(self, name: str) -> PluginInfo | None:
         return next((i for i in self._infos if i.name == name), None)
@@ -173,6 +201,11 @@ class PluginManager:
 def _provider(info: PluginInfo) -> str:
     """How the registry names the plugin that provided a component."""
     return f"{info.name} ({info.distribution})" if info.distribution != "<direct>" else info.name
+
+
+def _is_builtin(info: PluginInfo) -> bool:
+    """Whether the entry point belongs to hsae itself (built-ins win name clashes)."""
+    return info.distribution == BUILTIN_DISTRIBUTION
 
 
 _manager: PluginManager | None = None

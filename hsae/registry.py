@@ -56,9 +56,23 @@ class Entry:
 class Registry:
     """All registered components, indexed by kind and name."""
 
-    def __init__(self) -> None:
+    def __init__(self, parent: "Registry | None" = None) -> None:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._provider = "<direct>"
+        self._parent = parent  # a staging registry also sees (and refuses to shadow) its parent's names
+
+    def staging(self) -> "Registry":
+        """An empty registry that reads through to this one; :meth:`merge` adds its entries here.
+
+        One plugin registers into a staging registry, so a clash refuses the whole plugin
+        instead of leaving it half registered.
+        """
+        return Registry(parent=self)
+
+    def merge(self, staged: "Registry") -> None:
+        """Add every entry of ``staged`` (which :meth:`add` already checked against this registry)."""
+        for kind, table in staged._entries.items():
+            self._entries[kind].update(table)
 
     def add(self, cls: type[Component], provider: str | None = None) -> type[Component]:
         """Register ``cls`` under ``(cls.kind, cls.name)``. Usable as a decorator."""
@@ -71,7 +85,7 @@ class Registry:
         if not attrs.has(cls.Config):
             raise TypeError(f"{cls.__qualname__}.Config ({provider}) must be an attrs class")
         table = self._entries[cls.kind]
-        old = table.get(cls.name)
+        old = self._find(cls.kind, cls.name)
         if old is not None and old.cls is not cls:
             raise DuplicateComponentError(
                 f"{cls.kind} {cls.name!r} is registered twice: by {old.provider} "
@@ -81,19 +95,27 @@ class Registry:
         table[cls.name] = Entry(cls, provider)
         return cls
 
+    def _find(self, kind: str, name: str) -> Entry | None:
+        """The entry of ``name`` here or in the parent, or ``None``."""
+        found = self._entries[kind].get(name)
+        if found is None and self._parent is not None:
+            return self._parent._find(kind, name)
+        return found
+
     def get(self, kind: str, name: str) -> type[Any]:
         """The class registered as ``name`` in ``kind``; unknown names list what exists."""
-        table = self._entries[kind]
-        if name not in table:
-            raise UnknownComponentError(kind, name, list(table))
-        return table[name].cls
+        return self.entry(kind, name).cls
 
     def entry(self, kind: str, name: str) -> Entry:
-        self.get(kind, name)
-        return self._entries[kind][name]
+        """The entry (class and provider) registered as ``name`` in ``kind``."""
+        found = self._find(kind, name)
+        if found is None:
+            raise UnknownComponentError(kind, name, self.names(kind))
+        return found
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self._entries[kind])
+        inherited = self._parent.names(kind) if self._parent is not None else []
+        return sorted({*inherited, *self._entries[kind]})
 
     def entries(self, kind: str | None = None) -> list[tuple[str, str, Entry]]:
         """``(kind, name, entry)`` triples, sorted."""

@@ -11,7 +11,6 @@ import torch
 
 from hsae.config.spec import RouterSpec
 from hsae.data import Batch
-from hsae.errors import UserError
 from hsae.loss import StepContext
 from hsae.metric import EvalContext
 from hsae.model import Codes, SAEOutput
@@ -180,9 +179,12 @@ def test_reassignment_respects_group_size_bounds_and_the_cap():
 def test_group_losses_need_a_grouped_model():
     from hsae_standard.sae import StandardSAE
 
-    with pytest.raises(UserError, match="group-ortho-sae"):
-        model = StandardSAE(StandardSAE.Config(d_sae=8, router=RouterSpec("topk", TopKRouter.Config(k=2))), d_in=4)
-        GroupOrthoLoss(GroupOrthoLoss.Config())(None, None, model, CTX)
+    from hsae.engine.requirements import requirement_problems
+
+    model = StandardSAE(StandardSAE.Config(d_sae=8, router=RouterSpec("topk", TopKRouter.Config(k=2))), d_in=4)
+    (problem,) = requirement_problems(model, {"losses.ortho": GroupOrthoLoss(GroupOrthoLoss.Config())})
+    assert problem.path == "losses.ortho" and "needs a model that provides 'latent_groups'" in problem.message
+    assert 'type = "group-ortho-sae"' in problem.message
 
 
 # --------------------------------------------------------------------------- metrics

@@ -17,6 +17,7 @@ import cattrs
 import cattrs.cols
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
+from hsae.config.bounds import bound_of, bounded_hook
 from hsae.config.spec import Spec
 from hsae.config.toml_io import CommandLineString
 from hsae.errors import UnknownComponentError
@@ -77,6 +78,10 @@ def make_converter(base_dir: Path | None = None) -> cattrs.Converter:
         return value
 
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is typing.Literal, structure_literal)
+    conv.register_structure_hook_factory(
+        lambda t: bound_of(t) is not None,
+        lambda t: bounded_hook(t, lambda value, base: conv.structure(value, base)),
+    )
     conv.register_structure_hook_factory(_is_homogeneous_sequence, lambda t: _strict_sequence(t, conv))
     return conv
 

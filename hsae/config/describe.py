@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from hsae.config.bounds import bound_of
 from hsae.config.spec import Spec
 
 _ROLE = re.compile(r":[\w:.-]+:`(~?)([^`]+)`")  # :class:`~a.B`, :ref:`text <target>`
@@ -194,6 +195,9 @@ def type_name(tp: Any) -> str:
             return "table"
         return {str: "string", Path: "path", bool: "bool", int: "int", float: "float"}.get(tp, tp.__name__)
     origin, args = _origin(tp), typing.get_args(tp)
+    bound = bound_of(tp)
+    if bound is not None:
+        return f"{type_name(args[0])} >= {bound.minimum:g}"
     if origin is typing.Literal:
         return " | ".join(json.dumps(a) for a in args)
     if origin is typing.Union:

@@ -7,6 +7,8 @@ component's defaults.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import attrs
@@ -62,15 +64,26 @@ class Spec:
 
     def build(self, **kwargs: Any) -> Any:
         """Instantiate the component; its ValueErrors become errors located at this table."""
-        try:
+        with self.locating():
             instance = self.cls(self.resolved_config(), **kwargs)
-            instance.spec = self  # every built component knows the recipe table it came from
-            return instance
+        instance.spec = self  # every built component knows the recipe table it came from
+        return instance
+
+    def problem(self, message: str) -> Problem:
+        """A problem with this table, located in the recipe (``file:line: path: message``)."""
+        return self._relocate(Problem(message))
+
+    @contextmanager
+    def locating(self) -> Iterator[None]:
+        """Turn the component's RecipeError, UserError, ValueError or FileNotFoundError raised
+        inside the block (its constructor, its ``setup``) into a RecipeError at this table."""
+        try:
+            yield
         except RecipeError as exc:  # problems found by the component: locate them under this table
             raise RecipeError([self._relocate(p) for p in exc.problems]) from None
         except (UserError, ValueError, FileNotFoundError) as exc:
             message = exc.args[0] if isinstance(exc, UserError) and exc.args else str(exc)
-            raise RecipeError([self._relocate(Problem(message))]) from None
+            raise RecipeError([self.problem(message)]) from None
 
 
 def _spec_kind(kind: str) -> type[Spec]:

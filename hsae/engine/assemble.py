@@ -1,4 +1,9 @@
-"""Build a Trainer from a :class:`TrainRecipe`: data -> model -> initializers -> losses, metrics."""
+"""Build a Trainer from a :class:`TrainRecipe`: data -> model -> initializers -> losses, metrics.
+
+Assembly is everything training does before its first step: every component is built, the
+model's capabilities are checked against what losses, metrics and callbacks require, and
+losses and callbacks are set up. ``hsae validate`` runs it, so it catches what a run would.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import torch
 
 from hsae.data import DataSource
 from hsae.engine.distributed import DistInfo
+from hsae.engine.requirements import check_requirements
 from hsae.engine.rundir import RunDir
 from hsae.engine.schema import TrainRecipe
 from hsae.engine.trainer import Trainer
@@ -25,12 +31,17 @@ def assemble(
     model = recipe.model.build(d_in=data.d_in)
     for spec in recipe.initializers.values():
         spec.build().apply(model, data)
-    return Trainer(
+    losses = {name: spec.build() for name, spec in recipe.losses.items()}
+    metrics = {name: spec.build() for name, spec in recipe.metrics.items()}
+    callbacks = {name: spec.build() for name, spec in recipe.callbacks.items()}
+    check_requirements(model, {**_keyed("losses", losses), **_keyed("metrics", metrics),
+                               **_keyed("callbacks", callbacks)})
+    trainer = Trainer(
         model=model,
         data=data,
-        losses={name: spec.build() for name, spec in recipe.losses.items()},
-        metrics={name: spec.build() for name, spec in recipe.metrics.items()},
-        callbacks={name: spec.build() for name, spec in recipe.callbacks.items()},
+        losses=losses,
+        metrics=metrics,
+        callbacks=callbacks,
         train=recipe.train,
         eval_cfg=recipe.eval,
         stages=recipe.stages,
@@ -38,3 +49,10 @@ def assemble(
         dist=dist,
         stages_path=f"{prefix}stages",
     )
+    trainer.setup()
+    return trainer
+
+
+def _keyed(table: str, parts: dict[str, object]) -> dict[str, object]:
+    """``{"losses.mse": loss, ...}``: names that stay apart across tables."""
+    return {f"{table}.{name}": part for name, part in parts.items()}

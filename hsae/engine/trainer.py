@@ -10,6 +10,7 @@ a crash ends bitwise equal to an uninterrupted run on CPU.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ from hsae.loss import Loss, StepContext
 from hsae.metric import Metric
 from hsae.model import SAE
 from hsae.progress import progress
+
+
+def _located(part: object) -> AbstractContextManager[None]:
+    """Errors of ``part`` located at its recipe table (when it was built from one)."""
+    spec = getattr(part, "spec", None)
+    return spec.locating() if spec is not None else nullcontext()
 
 
 def remove_parallel_gradient(pairs: list[tuple[nn.Parameter, int]]) -> None:
@@ -69,8 +76,18 @@ class Trainer:
         self.schedule = self._stage_schedule(stages, stages_path)
         self.step = 0
         self.steps_since_fired = torch.zeros(model.d_sae, dtype=torch.long)
+        self._set_up = False
 
     # -- setup -------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Run every loss's and callback's ``setup(model, data)`` once; errors are located at their tables."""
+        if self._set_up:
+            return
+        for part in [*self.losses.values(), *self.callbacks.values()]:
+            with _located(part):
+                part.setup(self.model, self.data)
+        self._set_up = True
 
     def _stage_schedule(self, stages: tuple[Stage, ...], path: str) -> list[tuple[int, int, Stage]]:
         groups = self.model.parameter_groups()
@@ -146,9 +163,8 @@ class Trainer:
         """Train to ``train.steps`` and return the final evaluation."""
         c, model = self.cfg, self.model
         torch.manual_seed(c.seed + self.dist.rank)
+        self.setup()
         model.to(self.device)
-        for part in [*self.losses.values(), *self.callbacks.values()]:
-            part.setup(model, self.data)
         self.losses.to(self.device)
         self.callbacks.to(self.device)
         opt = self._optimizer()

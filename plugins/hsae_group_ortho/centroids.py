@@ -16,7 +16,7 @@ import attrs
 import torch
 
 from hsae.callback import Callback
-from hsae_group_ortho.groups import GroupState, code_entries, group_state, group_sums
+from hsae_group_ortho.groups import GroupState, code_entries, group_sums
 
 
 @torch.no_grad()
@@ -40,6 +40,7 @@ class GroupCentroidsCallback(Callback):
     """Track each group's EMA activation centroid in ``model.groups.centroids``."""
 
     name = "group-centroids"
+    requires = frozenset({"latent_groups"})  # model.groups: a GroupState
 
     @attrs.frozen
     class Config:
@@ -53,4 +54,4 @@ class GroupCentroidsCallback(Callback):
             raise ValueError(f"decay must be in [0, 1), got {config.decay}")
 
     def on_step_end(self, batch, out, model, ctx) -> None:
-        update_centroids(group_state(model, f"callback {self.name!r}"), batch.x, out.codes, self.config.decay)
+        update_centroids(model.groups, batch.x, out.codes, self.config.decay)

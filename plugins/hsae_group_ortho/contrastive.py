@@ -19,6 +19,7 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from hsae.config.bounds import NonNegativeFloat
 from hsae.loss import Loss, LossConfig, StepContext
 
 
@@ -26,7 +27,7 @@ from hsae.loss import Loss, LossConfig, StepContext
 class ContrastiveConfig(LossConfig):
     """``noise`` (relative Gaussian), ``temperature``, and the ``max_samples`` rows used per step."""
 
-    coefficient: float = 0.01
+    coefficient: NonNegativeFloat = 0.01
     noise: float = 0.1
     temperature: float = 0.1
     max_samples: int = 512

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from hsae.errors import UserError
 
 if TYPE_CHECKING:
     from hsae.model import SAE, Codes
@@ -53,14 +52,6 @@ class GroupState(nn.Module):
     def move(self, latents: torch.Tensor, targets: torch.Tensor) -> None:
         """Reassign ``latents`` to ``targets`` (the only way group membership changes)."""
         self.assignment[latents] = targets.to(self.assignment.dtype)
-
-
-def group_state(model: "SAE", who: str) -> GroupState:
-    """``model.groups``, or a clear error naming the component that needs it."""
-    state = getattr(model, "groups", None)
-    if not isinstance(state, GroupState):
-        raise UserError(f"{who} needs a model with latent groups, such as type = \"group-ortho-sae\"")
-    return state
 
 
 def latent_groups(model: "SAE") -> torch.Tensor | None:

@@ -22,25 +22,27 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from hsae.config.bounds import NonNegativeFloat
 from hsae.loss import Loss, LossConfig, StepContext
-from hsae_group_ortho.groups import group_state, group_sums
+from hsae_group_ortho.groups import group_sums
 
 
 @attrs.frozen
 class GroupOrthoConfig(LossConfig):
     """The seed's weight 0.01."""
 
-    coefficient: float = 0.01
+    coefficient: NonNegativeFloat = 0.01
 
 
 class GroupOrthoLoss(Loss):
     """Mean squared cosine between decoder directions of latents in different groups."""
 
     name = "group-ortho"
+    requires = frozenset({"latent_groups"})  # model.groups: a GroupState
     Config = GroupOrthoConfig
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        groups = group_state(model, f"loss {self.name!r}").assignment
+        groups = model.groups.assignment
         return cross_group_ortho(model.decoder_directions(), groups)
 
 
@@ -58,17 +60,18 @@ def cross_group_ortho(directions: torch.Tensor, groups: torch.Tensor) -> torch.T
 class GroupSparsityConfig(LossConfig):
     """Weight of the group lasso."""
 
-    coefficient: float = 0.01
+    coefficient: NonNegativeFloat = 0.01
 
 
 class GroupSparsityLoss(Loss):
     """Group lasso over the codes: per sample, the sum over groups of the group's code L2 norm."""
 
     name = "group-sparsity"
+    requires = frozenset({"latent_groups"})  # model.groups: a GroupState
     Config = GroupSparsityConfig
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        state = group_state(model, f"loss {self.name!r}")
+        state = model.groups
         codes = out.codes
         if codes.is_sparse:
             rows, cols, values = codes.rows, codes.cols, codes.values
@@ -85,17 +88,18 @@ class GroupSparsityLoss(Loss):
 class GroupCentroidConfig(LossConfig):
     """The seed's weight 0.01."""
 
-    coefficient: float = 0.01
+    coefficient: NonNegativeFloat = 0.01
 
 
 class GroupCentroidLoss(Loss):
     """Mean ``1 - cos`` between each latent's decoder direction and its group's centered EMA centroid."""
 
     name = "group-centroid"
+    requires = frozenset({"latent_groups"})  # model.groups: a GroupState
     Config = GroupCentroidConfig
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        state = group_state(model, f"loss {self.name!r}")
+        state = model.groups
         seen = state.centroid_mass[state.assignment] > 0
         if not bool(seen.any()):
             return out.x_hat.new_zeros(())

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import torch
 
+from hsae.config.bounds import PositiveInt
 from hsae.model import Codes, SAEOutput, saelens_incompatible
 from hsae_group_ortho.groups import GroupState
 from hsae_standard.sae import StandardSAE
@@ -25,6 +26,7 @@ class GroupOrthoSAE(StandardSAE):
     """Standard SAE whose latents form groups; a per-sample group mask gates the encoder."""
 
     name = "group-ortho-sae"
+    provides = frozenset({"latent_groups"})  # model.groups: a GroupState (losses and callbacks of this plugin)
 
     @attrs.frozen
     class Config(StandardSAE.Config):
@@ -32,7 +34,7 @@ class GroupOrthoSAE(StandardSAE):
         ``active_groups`` may fire per sample. The seed used 2304 latents in 36 groups of 64;
         the defaults are CPU-sized."""
 
-        d_sae: int = 512
+        d_sae: PositiveInt = 512
         n_groups: int = 16
         active_groups: int = 4
 

@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 
 from hsae.callback import Callback
-from hsae_group_ortho.groups import code_entries, group_state
+from hsae_group_ortho.groups import code_entries
 
 
 class PatternCache:
@@ -91,6 +91,7 @@ class PatternCacheCallback(Callback):
     """Per group, count frequent activation patterns in a cache of bounded size."""
 
     name = "pattern-cache"
+    requires = frozenset({"latent_groups"})  # model.groups: a GroupState
 
     @attrs.frozen
     class Config:
@@ -108,7 +109,7 @@ class PatternCacheCallback(Callback):
     def on_step_end(self, batch, out, model, ctx) -> None:
         if ctx.step % self.config.every:
             return
-        state = group_state(model, f"callback {self.name!r}")
+        state = model.groups
         while len(self.caches) < state.n_groups:
             self.caches.append(PatternCache(self.config.capacity))
         rows, cols, _ = code_entries(out.codes)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from hsae.callback import Callback
 from hsae.errors import UserError
-from hsae_group_ortho.groups import GroupState, code_entries, group_state
+from hsae_group_ortho.groups import GroupState, code_entries
 
 
 def preferences(profiles: torch.Tensor, centroids: torch.Tensor, seen: torch.Tensor, assignment: torch.Tensor,
@@ -70,6 +70,7 @@ class GroupReassignCallback(Callback):
     """Migrate latents between groups by distance to the group centroids, damped and bounded."""
 
     name = "group-reassign"
+    requires = frozenset({"latent_groups"})  # model.groups: a GroupState
 
     @attrs.frozen
     class Config:
@@ -103,7 +104,7 @@ class GroupReassignCallback(Callback):
         self.register_buffer("moves", torch.zeros((), dtype=torch.long))
 
     def setup(self, model, data) -> None:  # noqa: ANN001
-        state = group_state(model, f"callback {self.name!r}")
+        state = model.groups
         d_sae, d_in = state.assignment.numel(), model.d_in
         self.profiles = torch.zeros(d_sae, d_in)
         self.mass = torch.zeros(d_sae)
@@ -152,7 +153,7 @@ class GroupReassignCallback(Callback):
         return latents.numel()
 
     def on_step_end(self, batch, out, model, ctx) -> None:
-        state = group_state(model, f"callback {self.name!r}")
+        state = model.groups
         self.track(state, batch.x, out.codes)
         if self.in_schedule(ctx.step, ctx.total_steps):
             if not bool((state.centroid_mass > 0).any()):

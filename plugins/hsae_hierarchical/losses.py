@@ -15,20 +15,15 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from hsae.config.bounds import NonNegativeFloat, NonNegativeInt
 from hsae.loss import Loss, LossConfig, StepContext
-
-
-def _extra(out, key: str, loss: str) -> torch.Tensor:  # noqa: ANN001
-    if key not in out.extras:
-        raise ValueError(f"loss {loss!r} needs extras[{key!r}] from the model's forward pass; the 'hsae' model provides it")
-    return out.extras[key]
 
 
 @attrs.frozen
 class TopMSEConfig(LossConfig):
     """The official weight of the top-level-only reconstruction is 0.1."""
 
-    coefficient: float = 0.1
+    coefficient: NonNegativeFloat = 0.1
 
 
 class TopMSELoss(Loss):
@@ -36,9 +31,10 @@ class TopMSELoss(Loss):
 
     name = "hsae-top-mse"
     Config = TopMSEConfig
+    requires = frozenset({"top_reconstruction"})  # extras["x_hat_top"]
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        x_hat_top = _extra(out, "x_hat_top", self.name)
+        x_hat_top = out.extras["x_hat_top"]
         return (x_hat_top - batch.x).pow(2).sum(-1).mean()
 
 
@@ -46,8 +42,8 @@ class TopMSELoss(Loss):
 class HSAEL1Config(LossConfig):
     """Published: l1 = 1e-3, ramped up linearly over the first 1000 steps."""
 
-    coefficient: float = 1e-3
-    warmup_steps: int = 1000
+    coefficient: NonNegativeFloat = 1e-3
+    warmup_steps: NonNegativeInt = 1000
 
 
 class HSAEL1Loss(Loss):
@@ -61,21 +57,19 @@ class HSAEL1Loss(Loss):
 
     name = "hsae-l1"
     Config = HSAEL1Config
+    requires = frozenset({"level_activations"})  # extras["parent_acts"] and extras["child_acts"]
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        parents = _extra(out, "parent_acts", self.name)
-        children = _extra(out, "child_acts", self.name)
+        parents, children = out.extras["parent_acts"], out.extras["child_acts"]
         return (parents.abs().sum() + children.abs().sum()) / parents.shape[0]
 
 
 def top_level_weights(model) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001
-    """``(W_enc (d, m), W_dec (m, d))`` of an H-SAE or of a standard SAE with linear parts."""
+    """``(W_enc (d, m), W_dec (m, d))`` of an H-SAE or of a standard SAE with linear parts
+    (a model that provides ``linear_encoder`` and ``linear_decoder``)."""
     if hasattr(model, "W_enc") and hasattr(model, "W_dec"):
         return model.W_enc, model.W_dec
-    encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
-    if hasattr(encoder, "W_enc") and hasattr(decoder, "W_dec"):
-        return encoder.W_enc, decoder.W_dec
-    raise ValueError(f"hsae-ortho needs a model with a linear top-level encoder and decoder, got {type(model).__name__}")
+    return model.encoder.W_enc, model.decoder.W_dec
 
 
 def cross_orthogonality(W_enc: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
@@ -100,8 +94,8 @@ def cross_orthogonality(W_enc: torch.Tensor, W_dec: torch.Tensor) -> torch.Tenso
 class OrthoConfig(LossConfig):
     """Published: ortho = 0.1, ramped up linearly over the first 1000 steps."""
 
-    coefficient: float = 0.1
-    warmup_steps: int = 1000
+    coefficient: NonNegativeFloat = 0.1
+    warmup_steps: NonNegativeInt = 1000
 
 
 class CrossOrthoLoss(Loss):
@@ -109,6 +103,7 @@ class CrossOrthoLoss(Loss):
 
     name = "hsae-ortho"
     Config = OrthoConfig
+    requires = frozenset({"linear_encoder", "linear_decoder"})  # W_enc (d, m) and W_dec (m, d)
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
         return cross_orthogonality(*top_level_weights(model))

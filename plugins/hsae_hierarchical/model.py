@@ -81,6 +81,9 @@ class HierarchicalSAE(SAE):
     """H-SAE (Muchane et al. 2025): top-k parents, each gating a top-1 child in its own subspace."""
 
     name = "hsae"
+    # extras["x_hat_top"]; extras["parent_acts"], ["child_acts"]; W_enc and W_dec; latent_parent()
+    provides = frozenset({"top_reconstruction", "level_activations", "linear_encoder", "linear_decoder",
+                          "latent_parent"})
     architecture = "hsae"
 
     @attrs.frozen

@@ -53,6 +53,7 @@ class JumpReLURouter(Router):
     """Fire where the ReLU'd pre-activation exceeds a learned per-latent threshold."""
 
     name = "jumprelu"
+    provides = frozenset({"straight_through_l0"})  # l0(pre): the L0 with a straight-through gradient
 
     @attrs.frozen
     class Config:
@@ -100,9 +101,7 @@ class L0Loss(Loss):
     """Mean L0 through the router's straight-through estimator (JumpReLU's sparsity term)."""
 
     name = "l0"
+    requires = frozenset({"straight_through_l0"})  # model.router.l0(pre) and out.pre
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        router = getattr(model, "router", None)
-        if not hasattr(router, "l0") or out.pre is None:
-            raise ValueError("the l0 loss needs a router with a straight-through L0 (e.g. jumprelu)")
-        return router.l0(out.pre).mean()
+        return model.router.l0(out.pre).mean()

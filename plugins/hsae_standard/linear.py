@@ -146,6 +146,7 @@ class LinearEncoder(Encoder):
     """Affine map ``x @ W_enc + b_enc`` (SAELens parameter names and shapes)."""
 
     name = "linear"
+    provides = frozenset({"linear_encoder"})  # W_enc (d_in, d_sae)
 
     @attrs.frozen
     class Config:
@@ -178,6 +179,7 @@ class LinearDecoder(Decoder):
     """``codes @ W_dec + b_dec``; sparse codes gather only their rows of ``W_dec``."""
 
     name = "linear"
+    provides = frozenset({"linear_decoder"})  # W_dec (d_sae, d_in)
 
     @attrs.frozen
     class Config:

@@ -12,6 +12,7 @@ import attrs
 import torch
 from torch import nn
 
+from hsae.config.bounds import PositiveInt
 from hsae.config.spec import DecoderSpec, EncoderSpec, RouterSpec
 from hsae.model import SAE, Codes, SAEOutput, saelens_incompatible
 from hsae_standard.linear import LinearDecoder, LinearEncoder
@@ -26,7 +27,7 @@ class StandardSAE(SAE):
     class Config:
         """``d_sae`` latents; ``tied_init`` starts ``W_enc`` as ``W_dec`` transposed."""
 
-        d_sae: int = 4096
+        d_sae: PositiveInt = 4096
         encoder: EncoderSpec = EncoderSpec("linear")
         router: RouterSpec = RouterSpec("topk")
         decoder: DecoderSpec = DecoderSpec("linear")
@@ -69,6 +70,10 @@ class StandardSAE(SAE):
 
     def decode(self, codes: Codes, bias: bool = True) -> torch.Tensor:
         return self.decoder(codes, bias=bias)
+
+    def capabilities(self) -> frozenset[str]:
+        """The model's ``provides`` plus its encoder's, router's and decoder's."""
+        return self.provides | self.encoder.provides | self.router.provides | self.decoder.provides
 
     def decoder_directions(self) -> torch.Tensor:
         return self.decoder.directions()

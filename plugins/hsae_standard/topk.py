@@ -6,6 +6,7 @@ import attrs
 import torch
 from einops import repeat
 
+from hsae.config.bounds import NonNegativeFloat
 from hsae.loss import Loss, LossConfig, StepContext
 from hsae.model import Codes, Router
 
@@ -43,7 +44,7 @@ class TopKRouter(Router):
 class AuxKConfig(LossConfig):
     """``k_aux``: dead latents used to model the residual (default d_in // 2)."""
 
-    coefficient: float = 1 / 32
+    coefficient: NonNegativeFloat = 1 / 32
     k_aux: int | None = None
 
 

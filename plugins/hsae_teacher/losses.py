@@ -15,7 +15,6 @@ from pathlib import Path
 import attrs
 import torch
 
-from hsae.errors import UserError
 from hsae.io import load_tensors
 from hsae.loss import Loss, LossConfig
 
@@ -32,6 +31,7 @@ class CausalOrthoLoss(Loss):
 
     name = "causal-ortho"
     Config = CausalOrthoConfig
+    requires = frozenset({"latent_parent"})  # model.latent_parent(): a hierarchical model
 
     def __init__(self, config: CausalOrthoConfig) -> None:
         super().__init__(config)
@@ -39,8 +39,6 @@ class CausalOrthoLoss(Loss):
         self.register_buffer("metric", metric, persistent=False)
 
     def forward(self, batch, out, model, ctx) -> torch.Tensor:
-        if not hasattr(model, "latent_parent"):
-            raise UserError("the causal-ortho loss needs a hierarchical model (one with latent_parent())")
         parent = model.latent_parent().to(out.x_hat.device)
         children = torch.nonzero(parent >= 0).flatten()
         directions = model.decoder_directions()
