@@ -107,14 +107,20 @@ def metric_label(label: str, unit: str = "", lower_is_better: bool | None = None
     return f"{label}{chr(10) if wrap else ' '}({', '.join(parts)})"
 
 
-def seeds_note(seeds: Sequence[int], hint: str | None = SEEDS_HINT) -> str:
-    """The line that says how many seeds the numbers rest on, and what one seed cannot tell."""
+PAIRED_TESTS = "targets are judged on paired per-seed effects (median, 95% t-interval, paired t-test)"
+
+
+def seeds_note(seeds: Sequence[int], hint: str | None = SEEDS_HINT, tests: str | None = None) -> str:
+    """The line that says how many seeds the numbers rest on, and what one seed cannot tell.
+
+    ``tests`` says which significance tests the report makes (none when omitted).
+    """
     listed = ", ".join(str(s) for s in seeds)
     if len(seeds) == 1:
         rerun = f"; run with {hint} for means and spreads" if hint else ""
         return f"1 seed ({listed}): no spread and no significance test{rerun}."
     return (f"{len(seeds)} seeds ({listed}): mean ± sample standard deviation over seeds; "
-            "no significance test.")
+            f"{tests or 'no significance test'}.")
 
 
 # -- plots ---------------------------------------------------------------------------------
