@@ -90,7 +90,7 @@ def test_show_json(cli):
                               "doc": "optimizer steps (each sees batch_size rows)"}
     assert keys["metrics"]["default"]["l0"] == {"type": "l0"}
     code, out, _ = cli("list", "data", "tensor-file", "--json")
-    assert {k["key"] for k in json.loads(out)["keys"]} == {"path", "key", "eval_fraction", "shuffle"}
+    assert {k["key"] for k in json.loads(out)["keys"]} == {"path", "key", "eval_fraction", "shuffle", "split_seed"}
 
 
 @pytest.mark.parametrize("args, message", [
