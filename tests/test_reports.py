@@ -206,19 +206,35 @@ def test_group_ortho_report(tmp_path, seeds):
     assert all(report["trained"].values())
 
 
-def test_lm_arms_report(tmp_path):
-    from hsae_lm.arms import EXPERIMENT, LMArm, compare_arms
+@pytest.mark.parametrize("seeds", [(), (0, 1, 2)])
+def test_lm_arms_report(tmp_path, seeds):
+    from hsae_lm.arms import EXPERIMENT, LMArm, compare_arms, headline
     from hsae_lm.teacher_pipeline import TeacherLMRecipe
 
-    config = TeacherLMRecipe(model="tiny|model", arms={"baseline": LMArm(), "teacher": LMArm(init="teacher")})
-    for name in config.arms:
-        write_arm(tmp_path / "arms" / name, {"concepts": {"purity_pp": 55.0, "leakage": math.nan}})
+    config = TeacherLMRecipe(model="tiny|model", arms={"baseline": LMArm(), "teacher": LMArm(init="teacher")},
+                             seeds=seeds)
+    for seed in seeds or (0,):
+        for name, gain in (("baseline", 0.0), ("teacher", 12.0 + seed)):
+            write_arm(tmp_path / "arms" / f"seed-{seed}" / name,
+                      {"concepts": {"purity_pp": 55.0 + gain, "leakage_parents": 0.4 - gain / 100,
+                                    "leakage_children": math.nan},
+                       "explained_variance": {"explained_variance": 0.8}, "splice": {"ce_loss_score": 0.9}})
     recipe = attrs.make_class("Recipe", ["config"])(config)
     compare_arms(recipe, tmp_path)
     report = json.loads((tmp_path / "arms" / "report.json").read_text())
     text = (tmp_path / "arms" / "report.md").read_text()
     assert_numbers_only(report)
-    assert report["arms"]["teacher"] == {"purity_pp": 55.0, "leakage": None}
-    assert text.startswith(f"# {EXPERIMENT} on tiny|model") and "1 seed (0): no spread" in text
-    assert "| purity_pp | 55.0 | 55.0 |" in text and "seed 00" not in text.lower()
+    assert "leakage_children" not in report["per_seed"]["teacher"]  # NaN everywhere: not measured
+    assert text.startswith(f"# {EXPERIMENT} on tiny|model") and "seed 00" not in text.lower()
+    assert "| purity (%, higher is better ↑) |" in text and "| CE loss score (spliced)" in text
+    assert "No learning-rate search: every arm trained at train.lr" in text
+    gain = next(t for t in report["targets"] if t["target"] == "purity_gain")
+    assert gain["measured"] == pytest.approx(13.0 if seeds else 12.0) and gain["met"] is True
+    (gain_row,) = [line for line in text.splitlines() if line.startswith("| purity gain |")]
+    assert gain["n_seeds"] == len(seeds or (0,)) and ("n/a (1 seed)" in gain_row) == (not seeds)
+    children = next(t for t in report["targets"] if t["target"] == "child_leakage_change")
+    assert children["met"] is False  # not measured: never met
+    lines = headline(tmp_path)
+    assert lines[0].startswith(f"{EXPERIMENT} on tiny|model, {len(seeds or (0,))} seed")
+    assert any(line.strip().startswith("purity gain: +1") and line.endswith(": met") for line in lines)
     assert (tmp_path / "arms" / "training_curves.png").stat().st_size > 0

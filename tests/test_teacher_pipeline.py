@@ -171,7 +171,7 @@ def test_teacher_initializer_makes_children_orthogonal_under_the_causal_metric(t
 
 
 def test_lr_choice_is_the_lowest_finite_validation_loss_with_ties_to_the_smaller():
-    from hsae_teacher.tuning import choose_lr
+    from hsae.tuning import choose_lr
 
     assert choose_lr({1e-3: 0.5, 2e-3: 0.4, 4e-3: float("nan")}) == 2e-3
     assert choose_lr({1e-3: 0.4, 2e-3: 0.4}) == 1e-3

@@ -9,6 +9,12 @@ Position selection (``positions``):
 
 ``drop_special`` leaves out special tokens ([CLS], [SEP], BOS, EOS...) from ``all`` and
 ``last``; ``answer`` and ``mask`` are taken as given.
+
+``prepend_bos`` puts the tokenizer's BOS token before every text (unless the tokenizer adds
+one itself). Tokenizers such as SmolLM2's add none, so the first word of each text becomes
+the model's attention sink, with a residual norm ~100x the others'; with a BOS the sink is
+a special token that ``drop_special`` drops. ``answer`` positions are found in the text
+with its prefix, ``mask`` positions then count the BOS too.
 """
 
 from __future__ import annotations
@@ -34,6 +40,17 @@ class CaptureConfig:
     drop_special: bool = True
     context_length: int = 128
     batch_texts: int = 32
+    prepend_bos: bool = False
+
+
+def bos_prefix(tokenizer, prepend_bos: bool) -> str:  # noqa: ANN001
+    """The text to put before every text: the BOS token's string, or ``""`` (not asked, or added already)."""
+    if not prepend_bos:
+        return ""
+    if tokenizer.bos_token is None:
+        raise ValueError("prepend_bos needs a tokenizer with a bos_token")
+    first = tokenizer("a")["input_ids"][:1]
+    return "" if first == [tokenizer.bos_token_id] else tokenizer.bos_token
 
 
 @attrs.define
@@ -56,6 +73,7 @@ class Capturer:
         if tokenizer.pad_token is None:  # GPT-2 style tokenizers have none; padding is masked anyway
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         self.special = torch.tensor(sorted(set(tokenizer.all_special_ids)), dtype=torch.long)
+        self.prefix = bos_prefix(tokenizer, config.prepend_bos)
 
     @torch.no_grad()
     def __call__(self, items: Sequence[TextItem], offset: int = 0) -> Rows:
@@ -71,6 +89,8 @@ class Capturer:
         return Rows(*(torch.cat([getattr(p, f) for p in parts]) for f in ("x", "token_ids", "item", "position")))
 
     def _batch(self, items: Sequence[TextItem], index: list[int]) -> Rows:
+        if self.prefix:
+            items = [attrs.evolve(it, text=self.prefix + it.text) for it in items]
         enc = self.tokenizer(
             [it.text for it in items], padding=True, truncation=True, max_length=self.config.context_length,
             return_tensors="pt", return_offsets_mapping=self.config.positions == "answer",

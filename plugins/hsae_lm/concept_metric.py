@@ -11,7 +11,8 @@ F1 of "latent fires" vs "concept active", ``hsae_teacher.concept_metrics.Concept
 * ``leakage_children``: how often a deeper concept's latent fires while its parent is off.
 
 A latent fires when its value is ``> 0`` and unmatched concepts are left out of every mean
-(``unmatched_concepts`` counts them), as in ``hsae_teacher.concept_metrics``.
+(``unmatched_concepts`` counts them), as in ``hsae_teacher.concept_metrics``. Only labelled
+rows (concept words) are scored: rows of the source's unlabelled ``extra_texts`` are skipped.
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ class LMConceptMetric(Metric):
             raise UserError("metric 'lm-concepts' needs labelled batches")
         fires = firing_matrix(out.codes)
         device = fires.device
-        self.counts.update(fires, batch.labels.to(device) > 0, self.roots.to(device), self.children,
+        labels = batch.labels.to(device) > 0
+        labelled = labels.any(dim=1)  # rows of unlabelled extra texts are not scored
+        if not bool(labelled.any()):
+            return
+        self.counts.update(fires[labelled], labels[labelled], self.roots.to(device), self.children,
                            self.child_parent.to(device))
 
     def compute(self, model, ctx: EvalContext) -> dict[str, float]:  # noqa: ANN001

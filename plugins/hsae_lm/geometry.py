@@ -17,6 +17,10 @@ Controls, each re-estimated on the same split: ``shuffled_unembedding`` (the row
 ``gamma`` permuted over the whole vocabulary, so each token gets another token's vector;
 the covariance and hence the whitening are unchanged), ``shuffled_labels`` (labels
 permuted among the sampled tokens), ``random_parent`` and ``euclidean`` (no whitening).
+
+The markdown also gives the hierarchical-orthogonality statistics as distributions
+(quantiles of ``cos(ell_c - ell_p, ell_p)`` and ``cos(ell_c - ell_p, ell_p - ell_gp)`` per
+column) and Park et al.'s worked examples (``hsae_lm.examples``).
 """
 
 from __future__ import annotations
@@ -73,9 +77,20 @@ def lm_geometry(gamma: torch.Tensor, hierarchy: ConceptHierarchy, config: Geomet
         control = validate_teacher(shuffled, labels, hierarchy.parent_of, whitening,
                                    config=attrs.evolve(validation, controls=False))
         report["controls"]["shuffled_unembedding"] = {k: control[k] for k in ("projection", "angles", "grandparent")}
+    report["examples"] = examples(gamma, hierarchy, tokens, labels, whitening, config)
     report["config"].update(n_tokens=int(len(tokens)), n_random_tokens=int(len(tokens) - len(hierarchy.token_ids())),
                             vocab_size=int(gamma.shape[0]), d_model=int(gamma.shape[1]))
     return report, whitening
+
+
+def examples(gamma: torch.Tensor, hierarchy: ConceptHierarchy, tokens: np.ndarray, labels: np.ndarray, whitening,  # noqa: ANN001
+             config: GeometryConfig) -> dict:
+    """Park et al.'s example cosines and logit differences, for the model and its controls."""
+    from hsae_lm.examples import example_columns, example_report
+
+    columns, test = example_columns(gamma, hierarchy, tokens, labels, whitening, teacher_config(config), config.seed,
+                                    config.train_fraction)
+    return example_report(columns, hierarchy, test, config.seed)
 
 
 def teacher_config(config: GeometryConfig) -> TeacherConfig:
@@ -128,10 +143,33 @@ def render_markdown(report: dict, title: str = "") -> str:
             rows.append([label, *cells])
     lines += markdown_table(["metric", *(label for label, _ in present)], rows)
     c, n = report["config"], report["counts"]
+    lines += ["", "## Hierarchical orthogonality as distributions", "",
+              "Quantiles (10%, 25%, 50%, 75%, 90%) over children; 0 is orthogonal.", ""]
+    lines += distribution_table(present)
+    if report.get("examples"):
+        from hsae_lm.examples import render_examples
+
+        lines += ["", *render_examples(report["examples"])]
     lines += ["", f"{c['n_concepts']} concepts ({n['n_parents']} parents, {n['n_children']} children) over "
               f"{c['n_tokens']} tokens ({c['n_random_tokens']} random), d = {c['d_model']}, vocabulary {c['vocab_size']}; "
               f"split {c['n_train']} train / {c['n_test']} test tokens, seed {c['seed']}."]
     return "\n".join(lines) + "\n"
+
+
+QUANTILES = (10, 25, 50, 75, 90)
+
+
+def distribution_table(present: list[tuple[str, dict]]) -> list[str]:
+    """Quantiles of cos(delta, ell_p) and cos(delta, ell_p - ell_gp), one row per column that has them."""
+    rows = []
+    for label, section in present:
+        angles = np.asarray((section.get("angles") or {}).get("all_deg") or [], dtype=float)
+        grand = np.asarray((section.get("grandparent") or {}).get("all_cos") or [], dtype=float)
+        for name, values in (("cos(delta, ell_p)", np.cos(np.radians(angles))), ("cos(delta, ell_p - ell_gp)", grand)):
+            values = values[np.isfinite(values)]
+            if values.size:
+                rows.append([label, name, str(values.size), *(f"{q:.3f}" for q in np.percentile(values, QUANTILES))])
+    return markdown_table(["column", "statistic", "n", *(f"q{q}" for q in QUANTILES)], rows)
 
 
 def _get(section: dict, part: str, key: str):

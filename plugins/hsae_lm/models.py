@@ -56,6 +56,15 @@ def resolve_model(ref: str) -> str:
     raise UserError(f"model {ref!r}: no such directory, and not a hub name (owner/name) or pkg:<package>")
 
 
+def check_model(ref: str) -> None:
+    """Like :func:`resolve_model` without converting anything: a UserError when the reference cannot resolve."""
+    gguf_model = gguf_models.by_reference(ref)
+    if gguf_model is None:
+        resolve_model(ref)
+    elif not gguf_models.is_converted(gguf_models.default_dest(gguf_model)):
+        gguf_models.find_gguf(gguf_model)  # installed: it converts on first use
+
+
 def is_local(ref: str) -> bool:
     return ref.startswith("pkg:") or ref in gguf_models.KNOWN or Path(ref).expanduser().exists()
 

@@ -14,9 +14,13 @@ Several processes (DDP) each read their shard of every global batch from the sam
 let one process fill a ``cache_dir`` first (e.g. a one-step run), since concurrent captures
 into one folder are not coordinated.
 
-Splits: ``train`` (endless), ``eval`` (held-out texts, ends), ``teacher`` (the train rows,
-with labels). ``concept-prompts`` texts are split by word (a seeded 70/30 split of the
-concept tokens); other texts by a seeded ``eval_fraction`` of them.
+Splits: ``train`` (endless), ``eval`` (held-out texts, ends), ``validation`` (a seeded
+``validation_fraction`` of the train texts held out of training, ends; for choosing learning
+rates, see ``hsae.tuning``), ``teacher`` (the train rows, with labels). ``concept-prompts``
+texts are split by word (a seeded 70/30 split of the concept tokens, the validation words
+taken from the 70%); other texts by a seeded ``eval_fraction`` of them. ``extra_texts``
+(unlabelled, e.g. WordNet glosses) are split the same way on their own and added to every
+split, so concept prompts can be mixed with generic text.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ class LMActivationsConfig:
     ``cache_dir``: where the capture is kept (relative to the recipe); None keeps it in memory.
     Causal LMs are loaded with their LM head (which capture never runs: it stops at the
     hook), so ``module:`` paths start at the head model (``transformer.h.1`` for GPT-2).
+    ``prepend_bos``: put the tokenizer's BOS token before every text (for tokenizers that add
+    none, so an attention sink lands on it and ``drop_special`` drops it; see ``hsae_lm.capture``).
+    ``extra_texts``: unlabelled texts captured besides ``texts`` (in every split).
     """
 
     model: str
@@ -61,6 +68,9 @@ class LMActivationsConfig:
     texts: TextConfig = TextConfig()
     concepts: ConceptConfig = ConceptConfig()
     eval_fraction: float = 0.05
+    validation_fraction: float = 0.0
+    prepend_bos: bool = False
+    extra_texts: TextConfig | None = None
     max_rows: int = 200_000
     max_eval_rows: int = 20_000
     shard_rows: int = 16_384
@@ -95,6 +105,17 @@ class LMActivationsSource(DataSource):
         texts.write_text("the dog barked\nthe cat sat on the mat\na horse ran across the field\n" * 4)
         return cls.Config(model=str(testing.tiny_gpt2_dir()), hook="hidden:1", texts=TextConfig("file", texts),
                           eval_fraction=0.25, progress=False, device="cpu")
+
+    def reuse_capture(self, other: "LMActivationsSource") -> None:
+        """Take ``other``'s loaded model, tokenizer, concepts and captured rows (same config, any seed).
+
+        Several seeds of one experiment then share one capture and one model in memory; only
+        the batch order (this source's ``seed``) differs.
+        """
+        if other.config != self.config:
+            raise ValueError("reuse_capture needs a source with the same config")
+        self._model, self._tokenizer, self._hierarchy = other._model, other._tokenizer, other._hierarchy
+        self._stores, self._items = other._stores, other._items
 
     # -- lazily loaded parts ----------------------------------------------------------------
 
@@ -150,34 +171,53 @@ class LMActivationsSource(DataSource):
     # -- texts and capture ---------------------------------------------------------------------
 
     def items(self, split: str) -> list[TextItem]:
-        """The texts of ``train`` or ``eval``, in capture order."""
+        """The texts of ``train``, ``validation`` or ``eval``, in capture order."""
         if self._items is None:
             self._items = self._split_items()
         return self._items[split]
 
     def _split_items(self) -> dict[str, list[TextItem]]:
         c = self.config
-        if c.texts.source == "concept-prompts":
-            from hsae_lm.prompts import concept_prompts
+        out = self._concept_items() if c.texts.source == "concept-prompts" else self._text_items(c.texts)
+        if c.extra_texts is not None:
+            extra = self._text_items(c.extra_texts)
+            # every split mixed in a seeded order, so max_rows / max_eval_rows keep both kinds
+            out = {split: _shuffled(out[split] + extra[split], c.text_seed) for split in out}
+        return out
 
-            out = {}
-            for split, name in (("train", "train"), ("eval", "test")):
-                prompts = concept_prompts(self.hierarchy, split=name, seed=c.text_seed)
-                words = self.hierarchy.words
-                out[split] = [TextItem(p.text, answer=words[p.token_id], labels=p.concepts) for p in prompts]
-            out["train"] = _shuffled(out["train"], c.text_seed)
-            return out
-        items = read_texts(c.texts, c.wordnet_dir)
+    def _concept_items(self) -> dict[str, list[TextItem]]:
+        """Concept prompts, split by word; train in a seeded order."""
+        from hsae_lm.prompts import concept_prompts
+
+        c = self.config
+        out = {}
+        for split, name in (("train", "train"), ("validation", "validation"), ("eval", "test")):
+            prompts = concept_prompts(self.hierarchy, split=name, seed=c.text_seed,
+                                      validation_fraction=c.validation_fraction)
+            words = self.hierarchy.words
+            out[split] = [TextItem(p.text, answer=words[p.token_id], labels=p.concepts) for p in prompts]
+        out["train"] = _shuffled(out["train"], c.text_seed)
+        return out
+
+    def _text_items(self, texts: TextConfig) -> dict[str, list[TextItem]]:
+        """``texts`` split by a seeded ``eval_fraction``; ``validation_fraction`` of the rest held out."""
+        c = self.config
+        items = read_texts(texts, c.wordnet_dir)
         order = np.random.default_rng(c.text_seed).permutation(len(items))
         n_eval = int(round(c.eval_fraction * len(items)))
-        if len(items) - n_eval <= 0:
-            raise UserError(f"only {len(items)} texts: too few for eval_fraction {c.eval_fraction}")
-        return {"eval": [items[i] for i in np.sort(order[:n_eval])], "train": [items[i] for i in order[n_eval:]]}
+        n_validation = int(round(c.validation_fraction * (len(items) - n_eval)))
+        if len(items) - n_eval - n_validation <= 0:
+            raise UserError(f"only {len(items)} texts: too few for eval_fraction {c.eval_fraction} "
+                            f"and validation_fraction {c.validation_fraction}")
+        rest = order[n_eval:]
+        return {"eval": [items[i] for i in np.sort(order[:n_eval])],
+                "validation": [items[i] for i in np.sort(rest[:n_validation])],
+                "train": [items[i] for i in rest[n_validation:]]}
 
     def n_labels(self) -> int | None:
         if self.config.texts.source == "concept-prompts":
             return self.hierarchy.n_concepts
-        found = [max(it.labels) for it in self.items("train") + self.items("eval") if it.labels]
+        found = [max(it.labels) for split in ("train", "validation", "eval") for it in self.items(split) if it.labels]
         return max(found) + 1 if found else None
 
     def fingerprint(self, split: str) -> dict:
@@ -188,19 +228,22 @@ class LMActivationsSource(DataSource):
             "concepts": attrs.asdict(c.concepts) if c.texts.source == "concept-prompts" else None,
             "eval_fraction": c.eval_fraction, "text_seed": c.text_seed, "split": split,
             "max_rows": c.max_rows if split == "train" else c.max_eval_rows,
+            **_new_options(c),
         }
 
     def store(self, split: str) -> ShardStore:
-        """The captured rows of ``train`` or ``eval``, capturing them first if needed."""
+        """The captured rows of ``train``, ``validation`` or ``eval``, capturing them first if needed."""
         if split not in self._stores:
             c = self.config
             folder = None if c.cache_dir is None else Path(c.cache_dir) / split
             store = ShardStore(folder, self.fingerprint(split))
             if not store.complete:
                 items = self.items(split)
+                if split == "validation" and not items:
+                    raise UserError("data: the 'validation' split has no texts; set validation_fraction > 0")
                 try:
                     capturer = Capturer(self.model, self.tokenizer, CaptureConfig(
-                        c.hook, c.positions, c.drop_special, c.context_length, c.batch_texts))
+                        c.hook, c.positions, c.drop_special, c.context_length, c.batch_texts, c.prepend_bos))
                 except ValueError as exc:
                     raise UserError(f"data: {exc}") from None
                 n_labels = self.n_labels()
@@ -227,8 +270,8 @@ class LMActivationsSource(DataSource):
 
     def batches(self, batch_size: int, *, start_step: int = 0, shard: Shard = Shard(), split: str = "train",
                 with_labels: bool = False) -> Iterator[Batch]:
-        if split == "eval":
-            yield from self._eval_batches(batch_size, with_labels)
+        if split in ("eval", "validation"):
+            yield from self._held_out_batches(split, batch_size, with_labels)
             return
         store = self.store("train")
         buffer = buffer_shards(self.config.shuffle_buffer_rows, self.config.shard_rows)
@@ -239,10 +282,11 @@ class LMActivationsSource(DataSource):
             yield self._batch(rows, with_labels or split == "teacher")
             step += 1
 
-    def _eval_batches(self, batch_size: int, with_labels: bool) -> Iterator[Batch]:
+    def _held_out_batches(self, split: str, batch_size: int, with_labels: bool) -> Iterator[Batch]:
+        """The rows of ``eval`` or ``validation`` in capture order, once."""
         pending: list[dict] = []
         count = 0
-        for part in self.store("eval").in_order():
+        for part in self.store(split).in_order():
             pending.append(part)
             count += len(part["x"])
             while count >= batch_size:
@@ -281,6 +325,18 @@ def _layer_problems(hook: str, resolved: str) -> list[str]:
     return []
 
 
+def _new_options(c: LMActivationsConfig) -> dict:
+    """Fingerprint entries of options added later, only when set, so older caches stay valid."""
+    out = {}
+    if c.validation_fraction:
+        out["validation_fraction"] = c.validation_fraction
+    if c.prepend_bos:
+        out["prepend_bos"] = True
+    if c.extra_texts is not None:
+        out["extra_texts"] = attrs.asdict(c.extra_texts)
+    return out
+
+
 def _shuffled(items: list, seed: int) -> list:
     order = np.random.default_rng(seed).permutation(len(items))
     return [items[i] for i in order]
@@ -292,6 +348,11 @@ def _check(c: LMActivationsConfig) -> None:
     Problems are located at their key (``data.hook``, ``data.texts.path``, ...).
     """
     problems = [_at_key(text) for text in c.texts.problems("texts")] + _texts_file_problems(c.texts)
+    if c.extra_texts is not None:
+        problems += [_at_key(text) for text in c.extra_texts.problems("extra_texts")]
+        problems += _texts_file_problems(c.extra_texts, "extra_texts")
+        if c.extra_texts.source == "concept-prompts":
+            problems.append(Problem("must be unlabelled texts (file, jsonl or wordnet)", path="extra_texts.source"))
     hook = check_spec(c.hook)
     if hook:
         problems.append(Problem(hook, path="hook"))
@@ -303,8 +364,9 @@ def _check(c: LMActivationsConfig) -> None:
         else:
             if not hook:
                 problems += [Problem(text, path="hook") for text in _layer_problems(c.hook, resolved)]
-    if not 0 <= c.eval_fraction < 1:
-        problems.append(Problem(f"must be in [0, 1), got {c.eval_fraction}", path="eval_fraction"))
+    for key in ("eval_fraction", "validation_fraction"):
+        if not 0 <= getattr(c, key) < 1:
+            problems.append(Problem(f"must be in [0, 1), got {getattr(c, key)}", path=key))
     for key in ("max_rows", "max_eval_rows", "shard_rows", "shuffle_buffer_rows", "batch_texts", "context_length"):
         if getattr(c, key) < 1:
             problems.append(Problem(f"must be at least 1, got {getattr(c, key)}", path=key))
@@ -323,8 +385,8 @@ def _at_key(text: str) -> Problem:
     return Problem(message, path=path) if sep and " " not in path else Problem(text)
 
 
-def _texts_file_problems(texts: TextConfig) -> list[Problem]:
+def _texts_file_problems(texts: TextConfig, where: str = "texts") -> list[Problem]:
     """A ``file`` or ``jsonl`` text source whose file does not exist."""
     if texts.source in ("file", "jsonl") and texts.path is not None and not Path(texts.path).is_file():
-        return [Problem(f"file not found: {texts.path}", path="texts.path")]
+        return [Problem(f"file not found: {texts.path}", path=f"{where}.path")]
     return []

@@ -8,6 +8,7 @@ import attrs
 
 from hsae.errors import UserError
 from hsae.metric import EvalContext, Metric
+from hsae_lm.capture import bos_prefix
 from hsae_lm.hooks import resolve
 from hsae_lm.splice import SpliceTotals, sae_reconstruct
 
@@ -32,7 +33,8 @@ class LMSpliceMetric(Metric):
 
     @attrs.frozen
     class Config:
-        """``batches`` of ``batch_texts`` held-out texts; ``keep_first`` leaves BOS unspliced."""
+        """``batches`` of ``batch_texts`` held-out texts (with the source's BOS when ``prepend_bos``);
+        ``keep_first`` leaves position 0 (the BOS, or the attention sink) unspliced."""
 
         batches: int = 4
         batch_texts: int = 16
@@ -46,7 +48,8 @@ class LMSpliceMetric(Metric):
         point = resolve(lm, source.config.hook)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
-        texts = [item.text for item in source.items("eval")]
+        prefix = bos_prefix(tok, source.config.prepend_bos)  # the texts as captured
+        texts = [prefix + item.text for item in source.items("eval")]
         totals = SpliceTotals()
         device = next(lm.parameters()).device
         size = self.config.batch_texts

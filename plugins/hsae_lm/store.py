@@ -151,7 +151,7 @@ class ShardStore:
         return np.array([sum(self.shards[s]["rows"] for s in g) for g in groups]), groups
 
     def _group(self, epoch: int, g: int, shards: list[int], seed: int) -> dict[str, torch.Tensor]:
-        key = (epoch, g)
+        key = (seed, epoch, g)  # a store shared by sources of different seeds never mixes their orders
         if self._group_cache is None or self._group_cache[0] != key:
             tensors = _cat([self.shard(s) for s in shards])
             perm = torch.randperm(len(tensors["x"]), generator=_generator(seed, epoch, g + 1))

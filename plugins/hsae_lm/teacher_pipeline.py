@@ -12,8 +12,9 @@ concepts for its tokenizer, and writes into ``<run>/geometry/``:
 * ``geometry.md`` and ``summary.json``: the headline numbers side by side with the controls;
 * ``concepts.json``: the concept hierarchy (names, token sets, parents);
 * ``teacher-unembedding.safetensors``: parent vectors and child deltas estimated on the
-  concept tokens except the words the ``lm-concepts`` metric scores (the test words of the
-  recipe's ``concept-prompts`` data, :func:`held_out_tokens`; all tokens when the recipe
+  concept tokens except the words the ``lm-concepts`` metric scores and the validation words
+  learning rates are chosen on (the test and validation words of the recipe's
+  ``concept-prompts`` data, :func:`held_out_tokens`; all tokens when the recipe
   trains on other texts), mapped to the residual stream with ``Cov^{-1/2}``
   (``back_map = "dual"``), in the layout of ``hsae_teacher``'s initializer; its
   ``causal_metric`` is ``Cov``, the causal inner product of residual-stream directions
@@ -38,11 +39,12 @@ from hsae.engine.schema import EvalConfig, TrainConfig
 from hsae.errors import UserError
 from hsae.io import save_tensors, write_json, write_text
 from hsae.pipeline import Pipeline, RunContext
-from hsae_lm.arms import LMArm, compare_arms, train_arms, validate_arms
+from hsae.tuning import TuningConfig, tuning_problems
+from hsae_lm.arms import LMArm, LMTargets, compare_arms, headline, train_arms, validate_arms
 from hsae_lm.concepts import ConceptConfig
 from hsae_lm.geometry import GeometryConfig, lm_geometry, render_markdown, summary, teacher_config, token_samples
 from hsae_lm.interventions import InterventionConfig
-from hsae_lm.models import resolve_model
+from hsae_lm.models import check_model
 
 GEOMETRY_DIR = "geometry"
 
@@ -55,6 +57,8 @@ class TeacherLMRecipe:
     ``wordnet_dir``: an nltk data directory with WordNet (default: ``hsae data wordnet``'s).
     ``data``, ``sae``, ``losses``, ``metrics``, ``train``, ``eval``: the training tables shared
     by every arm (``sae`` is the H-SAE, the ``model`` table of a training recipe).
+    ``tuning``, ``seeds``, ``targets``: the fair protocol of ``hsae_lm.arms`` (per-arm lr chosen
+    on the validation split, several seeds, targets judged on paired effects).
     """
 
     model: str
@@ -68,6 +72,9 @@ class TeacherLMRecipe:
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
     arms: dict[str, LMArm] = attrs.field(factory=dict)
+    tuning: TuningConfig = TuningConfig()
+    seeds: tuple[int, ...] = ()  # empty: train.seed only; a seed sets the SAEs' init and batch order
+    targets: LMTargets = LMTargets()
     device: str = "cpu"
     dtype: str = "float32"
     wordnet_dir: Path | None = None
@@ -88,6 +95,7 @@ class TeacherLMRecipe:
                     problems.append((key, "is required when there are [arms]"))
             if not self.losses:
                 problems.append(("losses", "at least one loss is required when there are [arms]"))
+            problems += tuning_problems(self.tuning, self.seeds, self.train.seed)
         return problems
 
 
@@ -107,7 +115,7 @@ class TeacherLMPipeline(Pipeline):
     def validate(self) -> None:
         """Check the model reference without opening it; a model missing here is only a warning."""
         try:
-            resolve_model(self.config.model)
+            check_model(self.config.model)
         except UserError as exc:
             warnings.warn(f"{exc}; it must exist where the recipe runs", stacklevel=2)
         validate_arms(self.recipe)
@@ -125,6 +133,9 @@ class TeacherLMPipeline(Pipeline):
             run_interventions(self.config, root / GEOMETRY_DIR)
         elif phase == "evaluate" and self.config.arms:
             compare_arms(self.recipe, root)
+
+    def headline(self, ctx: RunContext) -> list[str]:
+        return headline(ctx.run_dir.root)
 
 
 def run_geometry(config: TeacherLMRecipe, out_dir: Path) -> dict:
@@ -158,16 +169,19 @@ def run_geometry(config: TeacherLMRecipe, out_dir: Path) -> dict:
 
 
 def held_out_tokens(config: TeacherLMRecipe) -> np.ndarray:
-    """Token ids of the words the ``lm-concepts`` metric scores: the test words of ``[data]``'s concept prompts.
+    """Token ids of the words training never sees: the test words of ``[data]``'s concept prompts
+    (what ``lm-concepts`` scores) and its validation words (what learning rates are chosen on).
 
     Empty when ``[data]`` is absent or is not ``lm-activations`` with ``concept-prompts`` texts.
     """
     source = _concept_prompt_source(config.data)
     if source is None:
         return np.empty(0, dtype=np.int64)
-    from hsae_lm.prompts import prompt_word_split
+    from hsae_lm.prompts import prompt_word_splits
 
-    return prompt_word_split(source.hierarchy, seed=source.config.text_seed)[1]
+    words = prompt_word_splits(source.hierarchy, seed=source.config.text_seed,
+                               validation_fraction=source.config.validation_fraction)
+    return np.union1d(words["test"], words["validation"])
 
 
 def _concept_prompt_source(spec: DataSpec | None):  # noqa: ANN202 - an LMActivationsSource or None

@@ -25,12 +25,12 @@ from hsae.engine.assemble import assemble
 from hsae.engine.rundir import RunDir
 from hsae.engine.schema import TrainRecipe
 from hsae.errors import Problem, RecipeError, UserError
-from hsae.io import read_json, write_json
+from hsae.io import read_json
 from hsae.pipeline import Pipeline, RunContext
+from hsae.tuning import TUNING_DIR, tune_lr
 from hsae_teacher.extract import GEOMETRY_DIR, extract_teacher, teacher_file
 from hsae_teacher.report import headline, write_report
 from hsae_teacher.schema import Arm, TeacherRecipe
-from hsae_teacher.tuning import TUNING_DIR, choose_lr, grid_record, lr_folder, validation_loss
 
 _TRAIN_KEYS = ("data", "model", "losses", "metrics", "train", "eval", "stages")
 
@@ -157,31 +157,13 @@ class TeacherPipeline(Pipeline):
     def tuned_lr(self, name: str, ctx: RunContext) -> float:
         """The arm's learning rate: ``train.lr``, or the grid point chosen on validation data.
 
-        Each grid point trains with the full budget on the tuning world and is scored once;
-        the scores are kept in ``tuning/<arm>/lr-<lr>/validation.json`` and summed up in
-        ``tuning/tuning.json`` (see :mod:`hsae_teacher.tuning` for the rule).
+        Each grid point trains with the full budget on the tuning world and is scored once
+        (see :mod:`hsae.tuning` for the rule and the files it keeps).
         """
         tuning = self.config.tuning
         if not tuning.lrs:
             return self.config.train.lr
         world = ctx.run_dir.sub(TUNING_DIR)
-        losses = {lr: self.validation_score(name, lr, world, ctx) for lr in tuning.lrs}
-        if ctx.dist.is_main:
-            record = read_json(world.root / "tuning.json") if (world.root / "tuning.json").is_file() else {}
-            arms = {**record.get("arms", {}), **grid_record({name: losses})["arms"]}
-            write_json(world.root / "tuning.json", {**grid_record({}), "seed": tuning.seed, "arms": arms})
-        return choose_lr(losses)
-
-    def validation_score(self, name: str, lr: float, world: RunDir, ctx: RunContext) -> float:
-        """Normalized validation MSE of arm ``name`` trained at ``lr`` on the tuning world (cached)."""
-        tuning = self.config.tuning
-        run = world.sub(name).sub(lr_folder(lr))
-        scored = run.root / "validation.json"
-        if scored.is_file() and not ctx.resume:
-            return read_json(scored)["validation_nmse"]
-        trainer = self.fit_arm(name, tuning.seed, world, run, ctx, lr, with_metrics=False)
-        loss = validation_loss(trainer.model, trainer.data, tuning.validation_batches, tuning.validation_batch_size,
-                               trainer.device)
-        if ctx.dist.is_main:
-            write_json(scored, {"lr": lr, "validation_nmse": loss, "seed": tuning.seed})
-        return loss
+        return tune_lr(name, tuning, world,
+                       lambda lr, run: self.fit_arm(name, tuning.seed, world, run, ctx, lr, with_metrics=False),
+                       resume=ctx.resume, is_main=ctx.dist.is_main)

@@ -7,21 +7,19 @@ target), ``training_curves.png`` and ``concept_metrics.png`` into the run direct
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from hsae import comparison
+from hsae.comparison import Row, TargetSpec, targets_table, tuning_table, verdict
 from hsae.engine.rundir import RunDir
 from hsae.errors import UserError
 from hsae.io import read_json, write_json, write_text
 from hsae.report import (
-    NumberKind,
+    PAIRED_TESTS,
     bar_panel,
     curve,
-    format_number,
-    format_stat,
     mark_stages,
-    markdown_table,
     metric_label,
     numbers_only,
     plot_curve,
@@ -31,24 +29,12 @@ from hsae.report import (
     spread_caption,
     stage_boundaries,
 )
-from hsae.summary import mean_std, paired_effect
+from hsae.summary import mean_std
+from hsae.tuning import TUNING_DIR
 from hsae_teacher.extract import GEOMETRY_DIR
 from hsae_teacher.schema import TeacherRecipe
-from hsae_teacher.tuning import TUNING_DIR
 
 EXPERIMENT = "Teacher-initialized vs random H-SAE"
-
-
-class Row(NamedTuple):
-    """One metric of the report: where it comes from, how it reads and which way is better."""
-
-    key: str
-    source: str
-    label: str
-    unit: str
-    kind: NumberKind
-    lower_is_better: bool | None
-    transform: Callable[[float], float] | None = None
 
 
 ROWS = (
@@ -69,66 +55,24 @@ ROW_BY_KEY = {row.key: row for row in ROWS}
 PLOTTED = ("purity_pp", "leakage", "steering_leakage", "one_minus_ev")
 
 
-def _find(metrics: dict[str, dict[str, float]], key: str) -> float | None:
-    """``key`` from whichever metric table reported it."""
-    return next((values[key] for values in metrics.values() if key in values), None)
-
-
 def arm_numbers(arm_dir: Path) -> dict[str, float]:
     """The report's numbers for one trained arm, from its ``eval.json``."""
-    metrics = read_json(arm_dir / "eval.json")["eval_result_metrics"]
-    out = {}
-    for row in ROWS:
-        value = _find(metrics, row.source)
-        if value is not None:
-            out[row.key] = row.transform(value) if row.transform else value
-    return out
-
-
-def _per_seed_effects(per_arm: dict[str, dict[str, list]], key: str, relative: bool) -> dict[str, float]:
-    """Teacher-minus-baseline effect of one metric, seed by seed, summarized by :func:`paired_effect`."""
-    teacher, baseline = per_arm["teacher"].get(key, []), per_arm["baseline"].get(key, [])
-    if relative:  # (teacher - baseline) / baseline per seed, so each world is its own yardstick
-        teacher = [t / b if t is not None and b else None for t, b in zip(teacher, baseline)]
-        baseline = [1.0 if b else None for b in baseline]
-    return paired_effect(teacher, baseline)
+    return comparison.arm_numbers(arm_dir, ROWS)
 
 
 def judge(config: TeacherRecipe, per_arm: dict[str, dict[str, list]]) -> list[dict[str, Any]]:
-    """Each target, judged on the per-seed paired effects of teacher vs baseline.
-
-    The measured value is the median over seeds (one outlying seed cannot carry it). With
-    several seeds a target also needs its 95% interval of the mean effect on the right side:
-    an improvement excludes zero, the reconstruction gap stays under its tolerance.
-    """
+    """Each target, judged on the per-seed paired effects of teacher vs baseline (:func:`hsae.comparison.judge`)."""
     t = config.targets
     specs = (
-        ("purity_gain", "purity gain", "pp", "purity_pp", False, "at least", t.purity_gain_pp),
-        ("leakage_change", "relative change of leakage", "relative", "leakage", True, "at most", -t.leakage_reduction),
-        ("steering_leakage_change", "relative change of steering leakage", "relative", "steering_leakage", True,
-         "at most", -t.steering_leakage_reduction),
-        ("reconstruction_gap", "1 - EV above baseline", "fraction", "one_minus_ev", False, "at most",
-         t.reconstruction_tolerance),
+        TargetSpec("purity_gain", "purity gain", "pp", "purity_pp", False, "at least", t.purity_gain_pp),
+        TargetSpec("leakage_change", "relative change of leakage", "relative", "leakage", True, "at most",
+                   -t.leakage_reduction),
+        TargetSpec("steering_leakage_change", "relative change of steering leakage", "relative", "steering_leakage",
+                   True, "at most", -t.steering_leakage_reduction),
+        TargetSpec("reconstruction_gap", "1 - EV above baseline", "fraction", "one_minus_ev", False, "at most",
+                   t.reconstruction_tolerance, non_inferiority=True),
     )
-    return [_target(name, label, kind, comparison, threshold, _per_seed_effects(per_arm, key, relative), name)
-            for name, label, kind, key, relative, comparison, threshold in specs]
-
-
-def _target(name: str, label: str, kind: NumberKind, comparison: str, threshold: float, effect: dict[str, float],
-            target: str) -> dict[str, Any]:
-    median, low, high = effect["median"], effect["low"], effect["high"]
-    at_least = comparison == "at least"
-    point_ok = median >= threshold if at_least else median <= threshold
-    if effect["n"] < 2:
-        interval_ok = True  # one seed: no interval; the report says so
-    elif target == "reconstruction_gap":
-        interval_ok = high <= threshold
-    else:
-        interval_ok = low > 0 if at_least else high < 0
-    return {"target": name, "label": label, "kind": kind, "comparison": comparison, "threshold": float(threshold),
-            "measured": median, "mean": effect["mean"], "ci_low": low, "ci_high": high, "p_value": effect["p_value"],
-            "seeds_favouring": effect["positive"] if at_least else effect["negative"], "n_seeds": effect["n"],
-            "met": bool(point_ok and interval_ok and math.isfinite(median))}
+    return comparison.judge(specs, per_arm)
 
 
 def collect(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> dict[str, dict[str, list[float]]]:
@@ -177,22 +121,16 @@ def write_report(config: TeacherRecipe, run_dir: RunDir, seeds: list[int]) -> di
 
 def headline(report: dict[str, Any]) -> list[str]:
     """The lines ``hsae run`` prints at the end: each target, measured and met or not."""
-    n = len(report["seeds"])
-    lines = [f"{EXPERIMENT}, {n} seed{'s' if n != 1 else ''} (paired effects, median over seeds):"]
-    for t in report["targets"]:
-        lines.append(f"  {t['label']}: {format_number(t['measured'], t['kind'])} "
-                     f"(target {t['comparison']} {format_number(t['threshold'], t['kind'])}): "
-                     f"{'met' if t['met'] else 'not met'}")
-    return lines
+    return comparison.headline(EXPERIMENT, report["seeds"], report["targets"])
 
 
 def markdown(report: dict[str, Any], geometry_markdown: dict[str, str]) -> str:
     """``report.md``: the seeds note, the metrics table, the targets and phase 1's geometry."""
-    lines = [f"# {EXPERIMENT}", "", seeds_note(report["seeds"]), "",
+    lines = [f"# {EXPERIMENT}", "", seeds_note(report["seeds"], tests=PAIRED_TESTS), "",
              "Each seed draws its own synthetic world; every arm of a seed trains on the same data.", ""]
     lines += metrics_table(report["arms"])
     lines += ["", "## Learning rates (validation 1 - EV per arm and lr)", ""]
-    lines += tuning_table(report.get("tuning"), report.get("default_lr", math.nan))
+    lines += tuning_table(report.get("tuning"), report.get("default_lr", math.nan), "its own world, never an evaluation seed")
     lines += ["", "## Targets (teacher vs random-init baseline, paired by seed)", ""]
     lines += targets_table(report["targets"])
     lines += ["", verdict(report["targets"]), "", "## Phase 1: teacher geometry (per seed)", ""]
@@ -204,47 +142,7 @@ def markdown(report: dict[str, Any], geometry_markdown: dict[str, str]) -> str:
 
 def metrics_table(arms: dict[str, dict[str, dict]]) -> list[str]:
     """One row per metric some arm reported, one column per arm."""
-    rows = [[metric_label(row.label, row.unit, row.lower_is_better),
-             *(format_stat(arms[a].get(row.key), row.kind) for a in arms)]
-            for row in ROWS if any(row.key in arms[a] for a in arms)]
-    return markdown_table(["metric", *arms], rows)
-
-
-def targets_table(targets: list[dict[str, Any]]) -> list[str]:
-    """Each target: threshold, median effect over seeds, 95% interval, p-value, seeds in favour, met."""
-    def interval(t: dict[str, Any]) -> str:
-        if t["n_seeds"] < 2:
-            return "n/a (1 seed)"
-        return f"[{format_number(t['ci_low'], t['kind'])}, {format_number(t['ci_high'], t['kind'])}]"
-
-    rows = [[t["label"], f"{t['comparison']} {format_number(t['threshold'], t['kind'])}",
-             format_number(t["measured"], t["kind"]), interval(t),
-             format_number(t["p_value"], "fraction") if t["n_seeds"] > 1 else "n/a",
-             f"{t['seeds_favouring']}/{t['n_seeds']}", "yes" if t["met"] else "no"] for t in targets]
-    return markdown_table(["target", "threshold", "median over seeds", "95% CI of the mean", "paired t-test p",
-                           "seeds in favour", "met"], rows)
-
-
-def tuning_table(tuning: dict[str, Any] | None, default_lr: float) -> list[str]:
-    """The learning-rate grid: validation score per arm and lr, and each arm's choice."""
-    if not tuning:
-        return [f"No learning-rate search: every arm trained at train.lr = {default_lr:g}."]
-    arms = tuning["arms"]
-    lrs = sorted({float(lr) for arm in arms.values() for lr in arm["losses"]})
-    rows = [[name, *(format_number(arm["losses"].get(f"{lr:g}"), "fraction") for lr in lrs), f"{arm['chosen_lr']:g}"]
-            for name, arm in arms.items()]
-    return [f"Rule, fixed before any test metric: {tuning['rule']}. Tuning world: seed {tuning.get('seed')}, "
-            "never an evaluation seed.", "",
-            *markdown_table(["arm", *(f"lr {lr:g}" for lr in lrs), "chosen lr"], rows)]
-
-
-def verdict(targets: list[dict[str, Any]]) -> str:
-    """How many targets were met, said plainly."""
-    met = sum(t["met"] for t in targets)
-    if met == len(targets):
-        return f"**{met} of {len(targets)} targets met.** Every target was met."
-    return (f"**{met} of {len(targets)} targets met.** The teacher initialization did not deliver every "
-            "hoped-for improvement; the numbers above are as measured.")
+    return comparison.metrics_table(arms, ROWS)
 
 
 def plots(config: TeacherRecipe, run_dir: RunDir, seeds: list[int], summary: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import attrs
 
 from hsae.config.spec import DataSpec, LossSpec, MetricSpec, ModelSpec
 from hsae.engine.schema import EvalConfig, Stage, TrainConfig, check_training
-from hsae_teacher.tuning import TuningConfig
+from hsae.tuning import TuningConfig, tuning_problems
 
 
 @attrs.frozen
@@ -91,10 +91,7 @@ class TeacherRecipe:
         clash = sorted(set(self.losses) & set(self.teacher_losses))
         if clash:
             problems.append(("teacher_losses", f"names also used in losses: {', '.join(clash)}"))
-        if self.tuning.seed in self.seeds or (not self.seeds and self.tuning.seed == self.train.seed):
-            problems.append(("tuning.seed", "must differ from the evaluation seeds (tuning never sees a test world)"))
-        if any(lr <= 0 for lr in self.tuning.lrs):
-            problems.append(("tuning.lrs", "learning rates must be positive"))
+        problems += tuning_problems(self.tuning, self.seeds, self.train.seed)
         if not 0 < self.extract.holdout_fraction < 1:
             problems.append(("extract.holdout_fraction", "must be in (0, 1)"))
         return problems
