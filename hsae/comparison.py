@@ -23,7 +23,7 @@ class Row(NamedTuple):
     """One metric of a report: where it comes from, how it reads and which way is better."""
 
     key: str
-    source: str
+    source: str | None  # the metric key in eval.json; None: the report computes it (e.g. from the training log)
     label: str
     unit: str
     kind: NumberKind

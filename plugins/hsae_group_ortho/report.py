@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+from hsae.comparison import Row
 from hsae.engine import checkpoint as ckpt
 from hsae.engine.rundir import RunDir
 from hsae.errors import UserError
@@ -35,17 +36,6 @@ from hsae_group_ortho.schema import ComparisonRecipe
 
 EXPERIMENT = "Group-orthogonal vs baseline SAEs"
 KS = (1, 2, 5, 10, 20, 50)
-
-
-class Row(NamedTuple):
-    """One metric of the report: where it comes from, how it reads and which way is better."""
-
-    key: str
-    source: str | None  # metric key in eval.json; None: from the training log
-    label: str
-    unit: str
-    kind: NumberKind
-    lower_is_better: bool | None
 
 
 ROWS = (
