@@ -117,8 +117,9 @@ def test_arms_train_from_the_teacher_and_are_compared(run):
     report = json.loads((root / "arms" / "report.json").read_text())
     assert set(report["arms"]) == {"baseline", "teacher"}
     for values in report["arms"].values():
-        assert 0 <= values["purity_pp"] <= 100 and "ce_loss_score" in values
-    assert "| purity_pp |" in (root / "arms" / "report.md").read_text()
+        assert 0 <= values["purity_pp"]["mean"] <= 100 and "ce_loss_score" in values
+    assert "| purity (%, higher is better ↑) |" in (root / "arms" / "report.md").read_text()
     teacher = load_tensors(run / "teacher-unembedding.safetensors")
-    trained = load_tensors(root / "arms" / "teacher" / "model.safetensors")
+    (trained_dir,) = (root / "arms").glob("seed-*/teacher")
+    trained = load_tensors(trained_dir / "model.safetensors")
     assert trained["W_dec"].shape[1] == teacher["parent_vectors"].shape[1]
