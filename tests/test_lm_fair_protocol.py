@@ -245,5 +245,5 @@ def test_tuning_without_a_validation_split_is_refused(cli):
     from pathlib import Path
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "teacher-lm.toml"
-    code, _, err = cli("validate", recipe, "--set", "tuning.lrs=[1e-3]")
+    code, _, err = cli("validate", recipe, "--set", "tuning.lrs=[1e-3]", "--set", "data.source.validation_fraction=0.0")
     assert code == 2 and "validation_fraction" in err

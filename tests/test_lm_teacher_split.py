@@ -31,12 +31,16 @@ def recipe():
     return attrs.evolve(recipe.config, data=attrs.evolve(recipe.config.data, config=data))
 
 
-def test_held_out_tokens_are_the_words_of_the_metrics_eval_prompts(recipe):
+def test_held_out_tokens_are_the_words_of_the_metrics_eval_and_validation_prompts(recipe):
     source, _ = lm_source(recipe.data.build(seed=0))
-    eval_words = {p.token_id for p in concept_prompts(source.hierarchy, split="test", seed=source.config.text_seed)}
+    c = source.config
+    eval_words = {p.token_id for p in concept_prompts(source.hierarchy, split="test", seed=c.text_seed)}
+    validation_words = {p.token_id for p in concept_prompts(
+        source.hierarchy, split="validation", seed=c.text_seed, validation_fraction=c.validation_fraction)}
     held_out = held_out_tokens(recipe)
-    assert set(held_out.tolist()) == eval_words
-    assert 0.25 < len(held_out) / len(source.hierarchy.token_ids()) < 0.35
+    assert set(held_out.tolist()) == eval_words | validation_words and not eval_words & validation_words
+    held_out_share = 0.3 + 0.7 * c.validation_fraction
+    assert held_out_share - 0.05 < len(held_out) / len(source.hierarchy.token_ids()) < held_out_share + 0.05
 
 
 def _teacher(tmp_path: Path, gamma: torch.Tensor, hierarchy, whitening, held_out: np.ndarray) -> dict:
