@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -206,14 +205,10 @@ class Trainer:
         return results
 
     def _progress_name(self) -> str:
-        """The run directory's path below the working directory (``seed-0/baseline`` of a multi-arm run)."""
-        if not self.run_dir:
-            return "train"
-        root = self.run_dir.root
-        try:
-            return str(root.relative_to(Path.cwd()))
-        except ValueError:
-            return "/".join(root.parts[-3:])
+        """The run directory as a user would type it (``runs/t/seed-0/baseline`` of a multi-arm run)."""
+        from hsae.run_summary import shown_path
+
+        return shown_path(self.run_dir.root) if self.run_dir else "train"
 
     def _loop(self, opt, sched, forward, stream, unit_norm, writers, bar) -> None:
         """Steps from ``self.step`` to ``train.steps``."""
