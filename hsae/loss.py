@@ -58,6 +58,7 @@ class Loss(nn.Module, Component):
     # Capabilities the model must provide (``SAE.provides``), e.g. ``frozenset({"top_reconstruction"})``;
     # a model without them is a recipe error at this loss's table, found by ``hsae validate``.
     requires: ClassVar[frozenset[str]] = frozenset()
+    needs_labels: ClassVar[bool] = False  # ask the data source for labels in training batches (supervised terms)
 
     def __init__(self, config: LossConfig) -> None:
         super().__init__()

@@ -188,7 +188,8 @@ class Trainer:
         local_batch = c.batch_size // self.dist.world_size
         if local_batch * self.dist.world_size != c.batch_size:
             raise UserError(f"train.batch_size = {c.batch_size} is not divisible by the {self.dist.world_size} processes")
-        stream = self.data.batches(local_batch, start_step=self.step, shard=shard)
+        with_labels = any(loss.needs_labels for loss in self.losses.values())
+        stream = self.data.batches(local_batch, start_step=self.step, shard=shard, with_labels=with_labels)
         writers = self._writers()
         bar = progress(c.steps, initial=self.step, enabled=c.progress and self.dist.is_main, desc=self._progress_name())
         model.train()
