@@ -67,7 +67,7 @@ def test_bad_hooks_are_explained(minilm):
         resolve(model, "hidden:9")
     with pytest.raises(ValueError, match="no module 'encoder.layers.3'"):
         resolve(model, "module:encoder.layers.3")
-    with pytest.raises(ValueError, match="expected hidden:<layer> or module:<path>"):
+    with pytest.raises(ValueError, match="expected hidden:<layer>, resid:<layer> or module:<path>"):
         resolve(model, "layer3")
 
 

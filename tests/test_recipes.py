@@ -143,6 +143,6 @@ def test_lm_activations_problems_point_at_their_keys(tmp_path, cli):
     assert code == 2
     assert err.splitlines() == [
         f"error: {path}:10: data.texts.path: file not found: {tmp_path / 'missing.txt'}",
-        f"error: {path}:4: data.hook: hook 'hiden:3': expected hidden:<layer> or module:<path>",
+        f"error: {path}:4: data.hook: hook 'hiden:3': expected hidden:<layer>, resid:<layer> or module:<path>",
         f"error: {path}:6: data.eval_fraction: must be in [0, 1), got 2.0",
     ]

@@ -5,6 +5,9 @@ A hook point is one of:
 * ``hidden:L``: the residual stream / hidden state as transformers numbers it in
   ``output_hidden_states`` (``0`` = embedding output, ``L`` = input of block ``L``, the
   number of layers = the model's final hidden state, after any final norm);
+* ``resid:L``: the residual stream after ``L`` blocks, never normed: the same site as
+  ``hidden:L`` for ``L`` below the number of layers, and for ``L`` = the number of layers the
+  output of the last block, *before* the final norm (GPT-2's ``ln_f``) that ``hidden:L`` includes;
 * ``module:<path>``: the output of any submodule (``model.named_modules()`` name, e.g.
   ``encoder.layer.3.output`` or ``transformer.h.1.mlp``); a tuple output gives its first item.
 
@@ -57,9 +60,9 @@ def find_blocks(model: nn.Module) -> nn.ModuleList:
 def check_spec(spec: str) -> str | None:
     """A problem with a hook spec's syntax, or None (no model needed)."""
     kind, sep, arg = spec.partition(":")
-    if not sep or kind not in ("hidden", "module"):
-        return f"hook {spec!r}: expected hidden:<layer> or module:<path>"
-    if kind == "hidden" and not (arg.isdigit() or arg == "last"):
+    if not sep or kind not in ("hidden", "resid", "module"):
+        return f"hook {spec!r}: expected hidden:<layer>, resid:<layer> or module:<path>"
+    if kind in ("hidden", "resid") and not (arg.isdigit() or arg == "last"):
         return f"hook {spec!r}: the layer must be a number (or last)"
     if kind == "module" and not arg:
         return f"hook {spec!r}: module:<path> needs a path"
@@ -83,6 +86,8 @@ def resolve(model: nn.Module, spec: str) -> HookPoint:
     layer = n if arg == "last" else int(arg)
     if not 0 <= layer <= n:
         raise ValueError(f"hook {spec!r}: layer must be in [0, {n}] for this model")
+    if layer == n and kind == "resid":  # the last block's output, before the final norm
+        return HookPoint(spec, find_blocks(model)[n - 1], pre=False)
     if layer == n:  # the final hidden state is the base model's output (after any final norm)
         return HookPoint(spec, model.base_model, pre=False)
     return HookPoint(spec, find_blocks(model)[layer], pre=True)

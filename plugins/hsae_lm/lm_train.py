@@ -124,13 +124,20 @@ def mean_loss(model, windows: torch.Tensor, batch_size: int, max_batches: int) -
 
 
 def train_causal_lm(texts: Sequence[str], out_dir: Path, *, tokenizer_config: TokenizerConfig = TokenizerConfig(),
-                    shape: GPT2Shape = GPT2Shape(), config: LMTrainConfig = LMTrainConfig()) -> dict:
-    """Train tokenizer and GPT-2 on ``texts``; save both to ``out_dir``; return the training record."""
+                    shape: GPT2Shape = GPT2Shape(), config: LMTrainConfig = LMTrainConfig(),
+                    eval_texts: Sequence[str] | None = None) -> dict:
+    """Train tokenizer and GPT-2 on ``texts``; save both to ``out_dir``; return the training record.
+
+    The eval loss is measured on ``eval_texts`` when given (all of ``texts`` are trained on),
+    else on a held-out ``config.eval_fraction`` of ``texts``.
+    """
     torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(texts))
-    n_eval = max(1, int(round(config.eval_fraction * len(texts))))
-    eval_texts, train_texts = [texts[i] for i in order[:n_eval]], [texts[i] for i in order[n_eval:]]
+    if eval_texts is not None:
+        train_texts, eval_texts = list(texts), list(eval_texts)
+    else:
+        order = np.random.default_rng(config.seed).permutation(len(texts))
+        n_eval = max(1, int(round(config.eval_fraction * len(texts))))
+        eval_texts, train_texts = [texts[i] for i in order[:n_eval]], [texts[i] for i in order[n_eval:]]
     tokenizer = train_word_tokenizer(train_texts, tokenizer_config)
     train_windows = pack(train_texts, tokenizer, shape.context_length)
     eval_windows = pack(eval_texts, tokenizer, shape.context_length)

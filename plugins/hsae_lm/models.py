@@ -109,3 +109,32 @@ def load_model(ref: str, *, device: str = "cpu", dtype: str = "float32", causal_
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def weights_digest(resolved: str) -> str | None:
+    """SHA-256 over a local model directory's weight files (names and bytes); None for a hub name.
+
+    Activation caches record it, so a cache is never served for a retrained or replaced
+    checkpoint that sits at the same path. Digests are memoized by (path, size, mtime).
+    """
+    import hashlib
+
+    folder = Path(resolved)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _digests:
+            file_digest = hashlib.sha256()
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 22), b""):
+                    file_digest.update(block)
+            _digests[key] = file_digest.hexdigest()
+        digest.update(f"{path.name}:{_digests[key]}\n".encode())
+    return digest.hexdigest()

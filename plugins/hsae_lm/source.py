@@ -38,7 +38,7 @@ from hsae.errors import Problem, RecipeError, UserError
 from hsae_lm.capture import Capturer, CaptureConfig, PositionKind
 from hsae_lm.concepts import ConceptConfig, ConceptHierarchy
 from hsae_lm.hooks import check_spec
-from hsae_lm.models import resolve_model
+from hsae_lm.models import resolve_model, weights_digest
 from hsae_lm.store import ShardStore, buffer_shards
 from hsae_lm.texts import TextConfig, TextItem, read_texts
 
@@ -48,7 +48,7 @@ class LMActivationsConfig:
     """Model, hook point, positions, texts, and how much to capture.
 
     ``model``: a local HF model directory, ``pkg:<package>`` or a hub name. ``hook``:
-    ``hidden:<L>`` or ``module:<path>`` (see ``hsae_lm.hooks``). ``d_model``: the width, if
+    ``hidden:<L>``, ``resid:<L>`` or ``module:<path>`` (see ``hsae_lm.hooks``). ``d_model``: the width, if
     known, so that building the source (``hsae validate``) never opens the model; without it
     the width comes from the model's config (``hidden:``) or one probe forward (``module:``).
     ``cache_dir``: where the capture is kept (relative to the recipe); None keeps it in memory.
@@ -152,7 +152,7 @@ class LMActivationsSource(DataSource):
         c = self.config
         if c.d_model is not None:
             return c.d_model
-        if c.hook.startswith("hidden:"):
+        if c.hook.startswith(("hidden:", "resid:")):
             from transformers import AutoConfig
 
             return int(AutoConfig.from_pretrained(resolve_model(c.model)).hidden_size)
@@ -223,8 +223,10 @@ class LMActivationsSource(DataSource):
     def fingerprint(self, split: str) -> dict:
         c = self.config
         return {
-            "model": resolve_model(c.model), "hook": c.hook, "positions": c.positions, "drop_special": c.drop_special,
-            "context_length": c.context_length, "texts": attrs.asdict(c.texts), "dtype": c.dtype,
+            "model": resolve_model(c.model), "weights": weights_digest(resolve_model(c.model)),
+            "hook": c.hook, "positions": c.positions, "drop_special": c.drop_special,
+            "context_length": c.context_length, "texts": attrs.asdict(c.texts), "texts_digest": _digest(c.texts),
+            "dtype": c.dtype,
             "concepts": attrs.asdict(c.concepts) if c.texts.source == "concept-prompts" else None,
             "eval_fraction": c.eval_fraction, "text_seed": c.text_seed, "split": split,
             "max_rows": c.max_rows if split == "train" else c.max_eval_rows,
@@ -311,7 +313,7 @@ class LMActivationsSource(DataSource):
 
 def _layer_problems(hook: str, resolved: str) -> list[str]:
     kind, _, arg = hook.partition(":")
-    if kind != "hidden" or not arg.isdigit() or not Path(resolved).is_dir():
+    if kind not in ("hidden", "resid") or not arg.isdigit() or not Path(resolved).is_dir():
         return []  # hub names are checked when the model loads (validation never goes online)
     from transformers import AutoConfig
 
@@ -334,7 +336,17 @@ def _new_options(c: LMActivationsConfig) -> dict:
         out["prepend_bos"] = True
     if c.extra_texts is not None:
         out["extra_texts"] = attrs.asdict(c.extra_texts)
+        out["extra_texts_digest"] = _digest(c.extra_texts)
     return out
+
+
+def _digest(texts: TextConfig) -> str | None:
+    """SHA-256 of a text file's bytes, so a cache is never served for an edited or regenerated file."""
+    if texts.source not in ("file", "jsonl") or texts.path is None:
+        return None
+    import hashlib
+
+    return hashlib.sha256(Path(texts.path).read_bytes()).hexdigest()
 
 
 def _shuffled(items: list, seed: int) -> list:
