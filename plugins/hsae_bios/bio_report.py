@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hsae.io import read_json, write_json, write_text
-from hsae.report import format_number, format_stat, markdown_table, numbers_only, pyplot, save_figure, seeds_note
+from hsae.report import format_number, is_number, format_stat, markdown_table, numbers_only, pyplot, save_figure, seeds_note
 from hsae.summary import mean_std
 from hsae_bios.attributes import ATTRIBUTES
 from hsae_bios.layer_eval import SCORED_SETS
@@ -137,9 +137,10 @@ def plot_layers(report: dict, path: Path) -> Path:
     values = list(report["per_layer"].values())
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
 
-    def line(ax, stats, label, style="-o"):  # noqa: ANN001
-        means = [s["mean"] if isinstance(s, dict) else s for s in stats]
-        stds = [s.get("std", 0) if isinstance(s, dict) else 0 for s in stats]
+    def line(ax, stats, label, style="-o"):  # noqa: ANN001 - stats: {"mean", "std"} or plain numbers (None: NaN)
+        number = lambda v: float(v) if is_number(v) else math.nan  # noqa: E731
+        means = [number(s.get("mean") if isinstance(s, dict) else s) for s in stats]
+        stds = [number(s.get("std") if isinstance(s, dict) else 0) for s in stats]
         ax.errorbar(layers, means, yerr=[0 if not math.isfinite(x) else x for x in stds], fmt=style, capsize=3,
                     label=label)
 
