@@ -68,3 +68,21 @@ def test_a_missing_dataset_directory_is_a_located_error(tmp_path):
     done = hsae("validate", "r.toml", cwd=tmp_path)
     assert done.returncode != 0 and "Traceback" not in done.stderr
     assert "r.toml" in done.stderr and "data.dir" in done.stderr and "train_kg.json" in done.stderr
+
+
+def test_the_seeds_sft_path_fine_tunes_a_local_hf_model(tmp_path):
+    """``lm.method = "sft"``: phases 1-2 fine-tune a local Hugging Face causal LM and score it."""
+    from hsae_lm import testing
+
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "bio-slots.toml").write_text((REPO / "recipes" / "bio-slots.toml").read_text())
+    args = ["--run-dir", "runs/sft", "--set", "lm.method=sft", "--set", f"lm.base_model={testing.tiny_gpt2_dir()}",
+            "--set", "lm.compare_single=false", "--set", "data.num_persons=8", "--set", "lm.sft.epochs=1",
+            "--set", "lm.sft.progress=false", "--set", "lm.eval_rows=12"]
+    for phase in ("1", "2"):
+        done = hsae("run", "recipes/bio-slots.toml", "--phase", phase, *args, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-3000:]
+    accuracy = json.loads((tmp_path / "runs" / "sft" / "lm_accuracy.json").read_text())
+    assert accuracy["lm"]["method"] == "sft" and set(accuracy) == {"main", "lm"}
+    training = json.loads((tmp_path / "runs" / "sft" / "lm" / "training.json").read_text())
+    assert training["method"] == "sft" and training["padding_fraction"] < 0.5

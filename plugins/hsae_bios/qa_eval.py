@@ -47,8 +47,10 @@ def greedy_continuations(model, tokenizer, prompts: Sequence[str], max_new_token
     device = next(model.parameters()).device
     input_ids, mask = encode_prompts(tokenizer, prompts, device)
     width, eos = input_ids.shape[1], tokenizer.eos_token_id
+    context = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings", None)
+    steps = max_new_tokens if context is None else max(0, min(max_new_tokens, context - width + 1))
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
-    for _ in range(max_new_tokens):
+    for _ in range(steps):  # never past the model's context: a longer continuation counts as wrong
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         with (edit(mask, width - 1) if edit else nullcontext()):
             logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position_ids).logits
