@@ -28,10 +28,13 @@ benchmark, so the aux-k term is the cheap "nothing is dead" check in both; pass 
 differently (hsae: coefficient 1/32, divided by the residual's variance; SAELens:
 coefficient 1, times ``min(n_dead / k_aux, 1)``), which does not change the work.
 
-``--patch NAME`` monkeypatches a proposed change to hsae's trainer (or ``Codes``) into
-this process only, to measure it: ``adam-fused`` (``torch.optim.Adam(fused=True)``),
-``parallel-grad`` (decoder-parallel gradient removal without full-size temporaries),
-``codes-stats`` (per-step firing statistics without boolean-mask compaction); ``all``.
+``--patch NAME`` monkeypatches a proposed change to hsae's ``Codes`` into this process
+only, to measure it: ``codes-stats`` (per-step firing statistics without boolean-mask
+compaction); ``all``. (The former ``adam-fused`` and ``parallel-grad`` patches are now
+the trainer's defaults.)
+
+Threads: hsae's default (``hsae.engine.device.set_threads``: ``HSAE_THREADS`` if set,
+else torch's one per core); ``--threads N`` sets both libraries' threads.
 
 Data: ``--pool`` batches of synthetic sparse activations (each sample is a nonnegative
 combination of ``--active`` of ``--features`` random unit directions plus a little
@@ -316,42 +319,6 @@ def run_interleaved(args: argparse.Namespace, pool: torch.Tensor, device: torch.
 # -- proposed trainer changes, measured by monkeypatching this process only ----------------
 
 
-def _fused_adam_optimizer(self) -> torch.optim.Optimizer:
-    """``Trainer._optimizer`` with ``fused=True``: one vectorized kernel per parameter."""
-    c = self.cfg
-    return torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
-
-
-def _restore_with_matching_layout(original):  # noqa: ANN001, ANN202
-    """``Trainer._restore``, then give each restored optimizer state tensor its parameter's strides.
-
-    Checkpoints hold contiguous tensors, while ``W_enc`` is stored column-major; the
-    fused CPU Adam kernel (torch 2.13) silently mixes up elements when a parameter and
-    its state tensors have different strides, so a fused run must re-layout on resume.
-    """
-
-    def restore(self, opt: torch.optim.Optimizer) -> bool:
-        restored = original(self, opt)
-        for param, state in opt.state.items():
-            for key, value in state.items():
-                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
-                    state[key] = torch.empty_like(param).copy_(value)
-        return restored
-
-    return restore
-
-
-def _lean_remove_parallel_gradient(pairs) -> None:  # noqa: ANN001
-    """``remove_parallel_gradient`` without (d_sae, d_in) temporaries: ``g -= (g . p / |p|^2) p``."""
-    for param, dim in pairs:
-        if param.grad is None:
-            continue
-        p, g = param.detach(), param.grad
-        norm_sq = torch.linalg.vector_norm(p, dim=dim, keepdim=True).clamp_min(1e-12).square()
-        coef = torch.linalg.vecdot(g, p, dim=dim).unsqueeze(dim).div_(norm_sq)
-        g.addcmul_(p, coef, value=-1)
-
-
 def _codes_l0(self) -> torch.Tensor:
     """``Codes.l0`` counting nonzero values per row without compacting them first."""
     if not self.is_sparse:
@@ -367,17 +334,10 @@ def _codes_fire_counts(self) -> torch.Tensor:
     return self.cols.new_zeros(self.d_sae).index_add_(0, self.cols, (self.values != 0).long())
 
 
-PATCHES = ("adam-fused", "parallel-grad", "codes-stats")
+PATCHES = ("codes-stats",)
 
 
 def apply_patches(names: list[str]) -> None:
-    import hsae.engine.trainer as trainer
-
-    if "adam-fused" in names:
-        trainer.Trainer._optimizer = _fused_adam_optimizer
-        trainer.Trainer._restore = _restore_with_matching_layout(trainer.Trainer._restore)
-    if "parallel-grad" in names:
-        trainer.remove_parallel_gradient = _lean_remove_parallel_gradient
     if "codes-stats" in names:
         from hsae.model import Codes
 
@@ -405,7 +365,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", choices=("both", "hsae", "saelens"), default="both")
     p.add_argument("--patch", action="append", default=[], choices=PATCHES + ("all",),
                    help="monkeypatch a proposed hsae trainer change into this process (repeatable)")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave torch's default)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: hsae's default: HSAE_THREADS, else torch's)")
     p.add_argument("--peak-repeats", type=int, default=10, help="timed matmuls before each run")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -418,8 +378,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise SystemExit("--dead-window must be >= 1")
     patches = list(PATCHES) if "all" in args.patch else args.patch
     apply_patches(patches)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from hsae.engine.device import set_threads
+
+    set_threads(args.threads or None)
     warnings.filterwarnings("ignore")
     device = torch.device(args.device)
     pool = make_pool(args.pool * args.batch, args.d_in, args.features, args.active, args.seed).to(device)

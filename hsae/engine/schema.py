@@ -14,12 +14,14 @@ class TrainConfig:
     """Optimizer, schedule, device and bookkeeping of a training run.
 
     steps: optimizer steps (each sees batch_size rows)
+    lr: Adam's learning rate; 3e-3 suits unit-norm decoder rows (benchmarks/quality_per_minute.py: ~2.5x the MCC of 3e-4 at 1M samples)
     lr_warmup_steps: linear warmup from 0 to lr over these steps
     lr_schedule: after warmup: constant, linear or cosine decay to lr * lr_end_fraction
     grad_clip: clip the global gradient norm to this (none: no clipping)
     seed: seeds initialization and the training stream (synthetic worlds too, unless world_seed is set)
     device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N
     precision: auto is bf16 autocast on CUDA and fp32 on CPU
+    threads: CPU threads for training (none: the HSAE_THREADS environment variable, else torch's default of one per core)
     unit_norm_decoder: keep decoder directions at unit norm (the gradient along each is removed)
     dead_window_steps: a latent that has not fired for this many steps counts as dead (aux-k revives it)
     log_every: steps per metrics.jsonl line
@@ -33,7 +35,7 @@ class TrainConfig:
 
     steps: int = 1000
     batch_size: int = 1024
-    lr: float = 3e-4
+    lr: float = 3e-3
     lr_warmup_steps: int = 0
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     lr_end_fraction: float = 0.1
@@ -43,6 +45,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: Literal["auto", "fp32", "bf16"] = "auto"
+    threads: int | None = None
     unit_norm_decoder: bool = True
     dead_window_steps: int = 1000
     log_every: int = 50
@@ -114,6 +117,8 @@ def check_training(train: TrainConfig, stages: tuple[Stage, ...], losses: dict[s
     for key in ("steps", "batch_size"):
         if getattr(train, key) <= 0:
             problems.append((f"{prefix}train.{key}", f"must be positive, got {getattr(train, key)}"))
+    if train.threads is not None and train.threads < 1:
+        problems.append((f"{prefix}train.threads", f"must be at least 1, got {train.threads}"))
     if train.lr <= 0:
         problems.append((f"{prefix}train.lr", f"must be positive, got {train.lr}"))
     total = 0

@@ -19,7 +19,7 @@ from torch import nn
 from hsae.callback import Callback
 from hsae.data import DataSource, Shard
 from hsae.engine import checkpoint as ckpt
-from hsae.engine.device import autocast, pick_device
+from hsae.engine.device import autocast, pick_device, set_threads
 from hsae.engine.distributed import DistInfo, all_reduce_sum, barrier
 from hsae.engine.evaluate import evaluate, flatten
 from hsae.engine.rundir import RunDir
@@ -39,13 +39,17 @@ def _located(part: object) -> AbstractContextManager[None]:
 
 
 def remove_parallel_gradient(pairs: list[tuple[nn.Parameter, int]]) -> None:
-    """Project each unit-norm direction's gradient onto the direction's tangent space."""
+    """Project each unit-norm direction's gradient onto the direction's tangent space.
+
+    ``g -= (g . p / |p|^2) p``, without full-size temporaries (one dot per direction).
+    """
     for param, dim in pairs:
         if param.grad is None:
             continue
-        unit = param.detach() / param.detach().norm(dim=dim, keepdim=True).clamp_min(1e-12)
-        parallel = (param.grad * unit).sum(dim=dim, keepdim=True)
-        param.grad.sub_(parallel * unit)
+        p, g = param.detach(), param.grad
+        norm_sq = torch.linalg.vector_norm(p, dim=dim, keepdim=True).clamp_min(1e-12).square()
+        coef = torch.linalg.vecdot(g, p, dim=dim).unsqueeze(dim).div_(norm_sq)
+        g.addcmul_(p, coef, value=-1)
 
 
 @torch.no_grad()
@@ -113,8 +117,13 @@ class Trainer:
         return [p for name in stage.freeze for p in groups[name]]
 
     def _optimizer(self) -> torch.optim.Optimizer:
+        """Adam; the fused kernel (one vectorized pass per parameter) where torch has one for the device."""
         c = self.cfg
-        return torch.optim.Adam(self.model.parameters(), lr=c.lr, betas=(c.beta1, c.beta2))
+        params = list(self.model.parameters())
+        try:
+            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
+        except RuntimeError:  # a device or dtype without a fused kernel
+            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -143,6 +152,7 @@ class Trainer:
         try:
             self.model.load_state_dict(parts["model"])
             opt.load_state_dict(ckpt.unflatten_optimizer(parts["optimizer"], state["optimizer"]))
+            ckpt.match_parameter_layout(opt)
             self.losses.load_state_dict(parts["losses"])
             self.callbacks.load_state_dict(parts["callbacks"])
         except (RuntimeError, KeyError, ValueError) as exc:
@@ -161,6 +171,8 @@ class Trainer:
     def fit(self, resume: bool = False) -> dict[str, dict[str, float]]:
         """Train to ``train.steps`` and return the final evaluation."""
         c, model = self.cfg, self.model
+        if self.device.type == "cpu":
+            set_threads(c.threads)
         torch.manual_seed(c.seed + self.dist.rank)
         self.setup()
         model.to(self.device)
@@ -171,12 +183,14 @@ class Trainer:
             model.to(self.device)
             if self.run_dir and self.dist.is_main:
                 self.run_dir.truncate_log(self.step)
-        elif self.run_dir and self.dist.is_main:
-            self.run_dir.create()
-            self.run_dir.metrics_path.unlink(missing_ok=True)
+        else:
+            if self.run_dir and self.dist.is_main:
+                self.run_dir.create()
+                self.run_dir.metrics_path.unlink(missing_ok=True)
+            self._init_from_data()
         self.steps_since_fired = self.steps_since_fired.to(self.device)
         forward = model
-        if self.dist.enabled:
+        if self.dist.enabled:  # DDP starts every rank from rank 0's parameters
             ids = [self.device.index] if self.device.type == "cuda" else None
             forward = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         sched = torch.optim.lr_scheduler.LambdaLR(
@@ -204,6 +218,22 @@ class Trainer:
         for writer in writers:
             writer.close()
         return results
+
+    def _init_from_data(self) -> None:
+        """A fresh run's data-dependent start: a model with ``init_from_data(x)`` sees the first training batch.
+
+        (The standard SAE sets ``b_dec`` from it.) Every rank reads the whole global batch,
+        so all start alike and as a one-process run does. A resumed run restores those
+        parameters instead.
+        """
+        init = getattr(self.model, "init_from_data", None)
+        if init is None:
+            return
+        stream = self.data.batches(self.cfg.batch_size, start_step=0)
+        batch = next(stream)
+        stream.close()
+        with torch.no_grad():
+            init(batch.x.to(self.device))
 
     def _progress_name(self) -> str:
         """The run directory as a user would type it (``runs/t/seed-0/baseline`` of a multi-arm run)."""

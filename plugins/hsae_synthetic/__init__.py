@@ -6,7 +6,8 @@ Library API (the seed's names)::
     gen = HierarchicalDataGenerator.from_config("recipes/trees/simple_params.json")
     data, activations = gen.generate_batch(1000, return_activations=True)
 
-Plugin contributions: the data source ``hierarchical-synthetic``, the metrics ``mcc``,
+Plugin contributions: the data sources ``hierarchical-synthetic`` and ``saelens-synthetic``
+(SAELens's ``SyntheticModel``, needs sae-lens), the metrics ``mcc``,
 ``feature-f1``, ``l0-vs-true``, ``shrinkage``, ``absorption`` and ``ground-truth`` (all of
 them from one pass), and the command ``hsae generate``.
 """
@@ -48,9 +49,11 @@ def __dir__() -> list[str]:
 @hookimpl
 def hsae_register(registry) -> None:  # noqa: ANN001 - hsae.registry.Registry
     from hsae_synthetic.metrics import METRICS
+    from hsae_synthetic.saelens_source import SAELensSyntheticSource
     from hsae_synthetic.source import HierarchicalSyntheticSource
 
     registry.add(HierarchicalSyntheticSource)
+    registry.add(SAELensSyntheticSource)
     for metric in METRICS:
         registry.add(metric)
 
