@@ -45,3 +45,16 @@ def test_recipe_trains_saves_and_reuses_the_model(tmp_path, cli):
     code, _, err = cli("run", recipe, "--run-dir", tmp_path / "run", "--phase", "1")
     assert code == 0 and "reusing the trained model" in err
     assert json.loads((model_dir / "training.json").read_text()) == record
+
+
+def test_every_epoch_packs_the_texts_in_a_new_order():
+    """A fixed packing lets a small model predict each text from its neighbour; re-packing does not."""
+    from hsae_lm.lm_train import EpochWindows, TokenizerConfig
+
+    texts = [f"text number {i} says {i}" for i in range(20)]
+    tokenizer = train_word_tokenizer(texts, TokenizerConfig(vocab_size=100, min_frequency=1))
+    windows = EpochWindows(texts, tokenizer, context_length=8, seed=0)
+    n = len(windows)
+    first, second = windows.batch(n), windows.batch(n)
+    assert first.shape == second.shape == (n, 8) and not torch.equal(first, second)
+    assert windows.batch(3 * n).shape == (3 * n, 8)  # a batch larger than an epoch spans several packings

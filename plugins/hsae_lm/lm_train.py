@@ -3,7 +3,8 @@
 No pretrained causal LM can be downloaded on a CPU-only, offline machine, so hsae trains
 one: :func:`train_word_tokenizer` (``tokenizers`` WordLevel: each word, hence each
 single-word WordNet lemma in the vocabulary, is one token) and :func:`train_causal_lm`
-(``GPT2Config`` + ``GPT2LMHeadModel``, a plain AdamW loop over packed context windows).
+(``GPT2Config`` + ``GPT2LMHeadModel``, a plain AdamW loop over context windows packed from
+a fresh text order every epoch).
 The result is a normal Hugging Face model directory (``save_pretrained``) that every
 model loader in hsae accepts. The same functions train on any corpus (e.g. seed 003's
 biographies).
@@ -79,8 +80,8 @@ def train_word_tokenizer(texts: Sequence[str], config: TokenizerConfig = Tokeniz
     return PreTrainedTokenizerFast(tokenizer_object=tok, **SPECIALS)
 
 
-def pack(texts: Sequence[str], tokenizer, context_length: int) -> torch.Tensor:  # noqa: ANN001
-    """``<bos> text <eos>`` for every text, concatenated and cut into ``(n, context_length)`` windows."""
+def encode(texts: Sequence[str], tokenizer) -> list[list[int]]:  # noqa: ANN001
+    """``[bos, *ids, eos]`` of every text."""
     from hsae_lm.words import _plain_backend
 
     backend = _plain_backend(tokenizer)
@@ -88,10 +89,53 @@ def pack(texts: Sequence[str], tokenizer, context_length: int) -> torch.Tensor: 
         ids = [e.ids for e in backend.encode_batch(list(texts), add_special_tokens=False)]
     else:
         ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    flat = np.array([t for seq in ids for t in (bos, *seq, eos)], dtype=np.int64)
+    return [[tokenizer.bos_token_id, *seq, tokenizer.eos_token_id] for seq in ids]
+
+
+def pack(texts: Sequence[str], tokenizer, context_length: int, order: Sequence[int] | None = None,  # noqa: ANN001
+         encoded: list[list[int]] | None = None) -> torch.Tensor:
+    """``<bos> text <eos>`` for every text (in ``order``), concatenated and cut into ``(n, context_length)`` windows."""
+    encoded = encoded if encoded is not None else encode(texts, tokenizer)
+    order = range(len(encoded)) if order is None else order
+    flat = np.fromiter((t for i in order for t in encoded[i]), dtype=np.int64)
     n = len(flat) // context_length
     return torch.from_numpy(flat[: n * context_length].reshape(n, context_length))
+
+
+class EpochWindows:
+    """Training windows, re-packed from a fresh seeded text order every epoch.
+
+    A fixed packing would let the model predict each text from the text packed before it
+    (on a small corpus seen hundreds of times it memorizes the sequence, not the facts);
+    re-packing makes every text's own tokens the only reliable context.
+    """
+
+    def __init__(self, texts: Sequence[str], tokenizer, context_length: int, seed: int) -> None:  # noqa: ANN001
+        self.encoded, self.context_length = encode(texts, tokenizer), context_length
+        self.rng = np.random.default_rng(seed)
+        self.windows, self.next = self._pack(), 0
+        if not len(self.windows):
+            raise ValueError(f"the training texts fill no window of {context_length} tokens; give more text "
+                             "or a shorter context")
+
+    def _pack(self) -> torch.Tensor:
+        order = self.rng.permutation(len(self.encoded))
+        windows = pack((), None, self.context_length, order, self.encoded)
+        return windows[torch.from_numpy(self.rng.permutation(len(windows)))]
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def batch(self, size: int) -> torch.Tensor:
+        """The next ``size`` windows, starting a new epoch (a new packing) whenever this one runs out."""
+        parts = []
+        while size > 0:
+            if self.next == len(self.windows):
+                self.windows, self.next = self._pack(), 0
+            take = min(size, len(self.windows) - self.next)
+            parts.append(self.windows[self.next: self.next + take])
+            self.next, size = self.next + take, size - take
+        return torch.cat(parts)
 
 
 def build_gpt2(tokenizer, shape: GPT2Shape = GPT2Shape()):  # noqa: ANN001, ANN201
@@ -139,17 +183,15 @@ def train_causal_lm(texts: Sequence[str], out_dir: Path, *, tokenizer_config: To
         n_eval = max(1, int(round(config.eval_fraction * len(texts))))
         eval_texts, train_texts = [texts[i] for i in order[:n_eval]], [texts[i] for i in order[n_eval:]]
     tokenizer = train_word_tokenizer(train_texts, tokenizer_config)
-    train_windows = pack(train_texts, tokenizer, shape.context_length)
+    train_windows = EpochWindows(train_texts, tokenizer, shape.context_length, config.seed)
     eval_windows = pack(eval_texts, tokenizer, shape.context_length)
     model = build_gpt2(tokenizer, shape)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.95))
-    gen = torch.Generator().manual_seed(config.seed)
     log, window_loss, start = [], 0.0, time.perf_counter()
     model.train()
     bar = progress(config.steps, desc="train lm", enabled=config.progress)
     for step in range(config.steps):
-        rows = torch.randint(len(train_windows), (config.batch_size,), generator=gen)
-        batch = train_windows[rows]
+        batch = train_windows.batch(config.batch_size)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, config)
         loss = model(input_ids=batch, labels=batch).loss
@@ -174,7 +216,7 @@ def train_causal_lm(texts: Sequence[str], out_dir: Path, *, tokenizer_config: To
     record = {
         "steps": config.steps, "train_seconds": elapsed,
         "tokens_per_s": config.steps * config.batch_size * shape.context_length / max(elapsed, 1e-9),
-        "train_tokens": int(train_windows.numel()), "eval_tokens": int(eval_windows.numel()),
+        "train_tokens": int(train_windows.windows.numel()), "eval_tokens": int(eval_windows.numel()),
         "vocab_size": len(tokenizer), "params": sum(p.numel() for p in model.parameters()),
         "final_train_loss": log[-1]["loss"] if log else float("nan"), "eval_loss": eval_loss,
         "eval_perplexity": math.exp(eval_loss) if math.isfinite(eval_loss) else float("nan"), "log": log,

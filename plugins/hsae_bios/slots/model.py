@@ -54,8 +54,9 @@ class SlotSAE(SAE):
 
     name = "slot-sae"
     architecture = "slot-sae"
-    # extras["slot_logits"], ["slot_probs"]; the temperature buffer the slot-temperature callback anneals
-    provides = frozenset({"slot_logits", "slot_temperature"})
+    # extras["slot_logits"], ["slot_probs"]; the temperature buffer the slot-temperature callback anneals;
+    # value heads only when n_values > 0 (capabilities() says so per instance)
+    provides = frozenset({"slot_logits", "slot_temperature", "value_heads"})
 
     @attrs.frozen
     class Config:
@@ -107,7 +108,7 @@ class SlotSAE(SAE):
         self.register_buffer("temperature", torch.tensor(float(c.temperature_start)))
 
     def capabilities(self) -> frozenset[str]:
-        return self.provides | ({"value_heads"} if self.n_values else frozenset())
+        return self.provides if self.n_values else self.provides - {"value_heads"}
 
     # -- forward ---------------------------------------------------------------------------
 
