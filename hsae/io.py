@@ -1,4 +1,4 @@
-"""Safe file output: atomic writes and safetensors reading with clear errors."""
+"""Safe file output (atomic writes) and input with clear, located errors (JSON, JSONL, safetensors)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +103,25 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: invalid JSON ({exc})") from None
+
+
+def read_jsonl(path: str | Path, hint: str = "") -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line; a missing file, bad JSON or a
+    non-object line is a ``UserError`` naming ``path:line`` (``hint`` is added to "file not found")."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found{f' ({hint})' if hint else ''}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read ({exc})") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}:{number}: expected a JSON object")
+        yield number, row

@@ -43,7 +43,7 @@ def test_sentences_from_csv_and_jsonl(tmp_path):
     ("a.csv", "text,strength\nA.,1\n", "a.csv:1: the header needs the columns text and label"),
     ("b.csv", "text,label\nA.,1\nB.,7\n", "b.csv:3: label must be 0-3, got 7"),
     ("c.csv", "text,label\nA.,high\n", "c.csv:2: label must be an integer 0-3"),
-    ("d.jsonl", '{"text": "A.", "label": 1}\n{"text": "B.", "label": 1\n', "d.jsonl:2: not JSON"),
+    ("d.jsonl", '{"text": "A.", "label": 1}\n{"text": "B.", "label": 1\n', "d.jsonl:2: invalid JSON"),
     ("e.jsonl", '{"text": "", "label": 1}\n', "e.jsonl:1: text is missing or empty"),
 ])
 def test_bad_sentence_files_name_the_line(tmp_path, name, content, message):

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from hsae.errors import UserError
+from hsae.io import read_jsonl
 from hsae_bios.qa_format import qa_text
 
 KG_FILES = ("train_kg.json", "test_kg.json")
@@ -33,17 +34,7 @@ def read_kg(path: Path) -> list[dict]:
 def read_qa(path: Path) -> list[dict]:
     """A QA file: one JSON object per line with person_id, rule_idx, question and answer."""
     rows = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found (write the dataset with `hsae data bios`)") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    for number, row in read_jsonl(path, hint="write the dataset with `hsae data bios`"):
         missing = {"person_id", "rule_idx", "question", "answer"} - set(row)
         if missing:
             raise UserError(f"{path}:{number}: missing {', '.join(sorted(missing))}")

@@ -9,7 +9,6 @@ Splits are stratified by label: the classes are usually unbalanced (the original
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import attrs
 import numpy as np
 
 from hsae.errors import UserError
+from hsae.io import read_jsonl
 
 LABELS = (0, 1, 2, 3)
 
@@ -50,17 +50,7 @@ def _csv_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
 
 
 def _jsonl_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
-    with open(path, encoding="utf-8") as f:
-        for line, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{line}: not JSON ({exc.msg})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{path}:{line}: expected an object with text and label")
-            yield line, record
+    return read_jsonl(path)
 
 
 def _sentence(path: Path, line: int, record: dict) -> Sentence:

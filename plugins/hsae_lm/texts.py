@@ -9,13 +9,13 @@ and ``"labels"`` (concept indices, for labelled batches).
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 from typing import Literal
 
 import attrs
 
 from hsae.errors import UserError
+from hsae.io import read_jsonl
 
 TextKind = Literal["file", "jsonl", "wordnet", "concept-prompts"]
 
@@ -78,14 +78,8 @@ def _read(path: Path) -> str:
 
 def _read_jsonl(path: Path, field: str) -> list[TextItem]:
     items = []
-    for number, line in enumerate(_read(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get(field), str):
+    for number, row in read_jsonl(path):
+        if not isinstance(row.get(field), str):
             raise UserError(f"{path}:{number}: expected an object with a string {field!r}")
         positions, labels = row.get("positions"), row.get("labels")
         items.append(TextItem(
