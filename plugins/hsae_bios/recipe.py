@@ -21,7 +21,7 @@ class DataSection:
     bios_per_person: biographies per person (K); with permute and full_name, Physics 3.1's augmentation
     """
 
-    num_persons: int = 400
+    num_persons: int = 200
     seed: int = 0
     qa_train_fraction: float = 0.5
     bios_per_person: int = 5
@@ -44,7 +44,7 @@ class LMSection:
     base_model: str | None = None
     model: GPT2Shape = GPT2Shape(n_layer=4, n_embd=128, n_head=4, context_length=128)
     tokenizer: TokenizerConfig = TokenizerConfig(vocab_size=8_000, min_frequency=1)
-    train: LMTrainConfig = LMTrainConfig(steps=3000, batch_size=32, lr=3e-3, warmup_steps=100, log_every=250)
+    train: LMTrainConfig = LMTrainConfig(steps=1500, batch_size=32, lr=3e-3, warmup_steps=100, log_every=250)
     sft: SFTConfig = SFTConfig()
     compare_single: bool = True
     eval_rows: int = 600
