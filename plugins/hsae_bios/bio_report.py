@@ -164,6 +164,8 @@ def plot_layers(report: dict, path: Path) -> Path:
         line(ax, [v["causal"]["swap"][alpha] for v in values], f"swap success, alpha {alpha}", ":^")
     ax.set(title="causal tests", xlabel="layer (resid:L)", ylabel="fraction of questions", ylim=(-0.05, 1.05))
     ax.legend(fontsize=8)
+    for ax in axes:
+        ax.set_xticks(layers)
     fig.tight_layout()
     return save_figure(fig, path)
 
