@@ -76,12 +76,9 @@ def source_config(model_dir: Path, layer: int, prompts: Path, cache_dir: Path, p
             "shard_rows": 65_536, "max_rows": 10_000_000}
 
 
-def captured_rows(source) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: ANN001 - LMActivationsSource
-    """All captured rows of a source built from :func:`source_config`: ``(x, labels)`` in capture order."""
-    shards = list(source.store("train").in_order())
-    return torch.cat([s["x"] for s in shards]).float(), torch.cat([s["labels"] for s in shards]).float()
-
-
 def rule_and_value(labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Rule index and global value id of each row of ``[rule, value]`` multi-hot labels."""
-    return labels[:, :N_RULES].argmax(1).numpy(), labels[:, N_RULES:].argmax(1).numpy()
+    """Rule index and global value id of each row of ``[rule, value]`` multi-hot labels, as numpy."""
+    from hsae_bios.slots.labels import split_labels
+
+    rule, value = split_labels(labels, N_RULES)
+    return rule.numpy(), value.numpy()

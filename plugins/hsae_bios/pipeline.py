@@ -28,8 +28,6 @@ class BioSlotsPipeline(Pipeline):
     phases = ("data", "lm", "capture", "slots", "evaluate")
 
     def validate(self) -> None:
-        from hsae_bios.slot_training import training_recipe  # noqa: F401 - the slot tables must parse
-
         c = self.config
         if c.data.dir is not None and not (Path(c.data.dir) / "train_kg.json").is_file():
             from hsae.errors import Problem, RecipeError

@@ -129,10 +129,6 @@ def train_models(recipe, data: LayerData, layer: int, ctx) -> None:  # noqa: ANN
             trainer.fit(resume=ctx.resume)
 
 
-def seeds_of(recipe) -> list[int]:  # noqa: ANN001
-    return list(recipe.config.slot_train.seeds)
-
-
 def model_dir(data: LayerData, layer: int, which: str, seed: int) -> Path:
     return data.layer_dir(layer).root / which / f"seed-{seed}"
 
