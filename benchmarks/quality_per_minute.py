@@ -427,6 +427,7 @@ def report(records: list[dict[str, Any]], args: argparse.Namespace, out: Path, h
         lines += markdown_table(["view", "library", "SAE", "lr", "MCC", "F1", "EV", "L0"], table)
         lines.append("")
     lines += ranking_lines(records, args)
+    lines += goal_lines(records, args)
     text = "\n".join(lines)
     (out / "results.md").write_text(text + "\n")
     plot(records, chosen, args, out)
@@ -459,6 +460,46 @@ def ranking_lines(records: list[dict[str, Any]], args: argparse.Namespace) -> li
     from hsae.report import markdown_table
 
     return [*lines, *markdown_table(["view", "library", "mark", "by F1", "by MCC", "L0"], table), ""]
+
+
+GOAL_SAMPLES, GOAL_MCC = 2_000_000, 0.6
+STANDARD = ("topk", "batchtopk", "matryoshka")
+
+
+def goal_lines(records: list[dict[str, Any]], args: argparse.Namespace) -> list[str]:
+    """Issue 13's goal: within the wall-clock SAELens BatchTopK needs for 2M samples, hsae's best standard SAE has MCC >= 0.6.
+
+    SAELens's time for 2M samples is its measured training rate (best lr, last mark)
+    extrapolated to 2M; hsae is read at the last mark that is not later than that time,
+    so hsae never gets more time than SAELens.
+    """
+    if args.axis != "wall":
+        return []
+    chosen = best_lr(records)
+    lines = [f"## Goal: MCC >= {GOAL_MCC} within SAELens BatchTopK's wall-clock for {GOAL_SAMPLES:,} samples", ""]
+    table = []
+    for view in args.views:
+        ref = [r for r in records if (r["view"], r["lib"], r["arch"]) == (view, "saelens", "batchtopk")
+               and chosen.get((view, "saelens", "batchtopk")) == r["lr"]]
+        if not ref:
+            continue
+        last = max(ref, key=lambda r: r["mark"])
+        budget = GOAL_SAMPLES / last["samples_per_s"]
+        hsae = [r for r in records if r["view"] == view and r["lib"] == "hsae" and r["arch"] in STANDARD
+                and chosen.get((view, "hsae", r["arch"])) == r["lr"] and r["mark"] <= budget]
+        if not hsae:
+            table.append([view, f"{budget:.0f}", "no hsae mark within it", "", "", "not shown"])
+            continue
+        best = max(hsae, key=lambda r: (r["mark"], r["mcc"]))
+        best = max((r for r in hsae if r["mark"] == best["mark"]), key=lambda r: r["mcc"])
+        table.append([view, f"{budget:.0f}", f"{best['arch']} at {best['mark']:g}s ({best['samples']:,} samples)",
+                      f"{best['mcc']:.3f}", f"{last['mcc']:.3f} at {last['samples']:,} samples",
+                      "met" if best["mcc"] >= GOAL_MCC else "not met"])
+    from hsae.report import markdown_table
+
+    header = ["view", "SAELens BatchTopK s for 2M samples", "hsae's best standard SAE", "its MCC",
+              "SAELens BatchTopK MCC (last mark)", f"MCC >= {GOAL_MCC}"]
+    return [*lines, *markdown_table(header, table), ""] if table else []
 
 
 def plot(records: list[dict[str, Any]], chosen: dict, args: argparse.Namespace, out: Path) -> None:

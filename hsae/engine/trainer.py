@@ -22,6 +22,7 @@ from hsae.engine import checkpoint as ckpt
 from hsae.engine.device import autocast, pick_device, set_threads
 from hsae.engine.distributed import DistInfo, all_reduce_sum, barrier
 from hsae.engine.evaluate import evaluate, flatten
+from hsae.engine.optim import Adam
 from hsae.engine.rundir import RunDir
 from hsae.engine.schedule import lr_factor
 from hsae.engine.schema import EvalConfig, Stage, TrainConfig
@@ -117,13 +118,13 @@ class Trainer:
         return [p for name in stage.freeze for p in groups[name]]
 
     def _optimizer(self) -> torch.optim.Optimizer:
-        """Adam; the fused kernel (one vectorized pass per parameter) where torch has one for the device."""
+        """Adam (``hsae.engine.optim``); the fused kernel (one vectorized pass per parameter) where torch has one for the device."""
         c = self.cfg
         params = list(self.model.parameters())
         try:
-            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
+            return Adam(params, lr=c.lr, betas=(c.beta1, c.beta2), fused=True)
         except RuntimeError:  # a device or dtype without a fused kernel
-            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
+            return Adam(params, lr=c.lr, betas=(c.beta1, c.beta2))
 
     # -- checkpoints ---------------------------------------------------------------------
 

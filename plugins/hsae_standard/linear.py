@@ -39,11 +39,24 @@ def _scatter_dense(rows: torch.Tensor, cols: torch.Tensor, values: torch.Tensor,
     return values.new_zeros(n_rows, n_cols).index_put_((rows, cols), values, accumulate=True)
 
 
+# The last grouping computed: the encoder's and the decoder's backward passes group the
+# same latent ids (one codes tensor), so the second finds the first's sort here.
+_last_grouping: list = []
+
+
 def _grouping(keys: torch.Tensor, n_groups: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     """A stable permutation sorting ``keys`` (``None`` if already sorted) and each group's start offset.
 
     Group ``g`` holds the entries with ``keys == g`` (``0 <= g < n_groups``), in their order.
     """
+    if _last_grouping and _last_grouping[0] is keys and _last_grouping[1:3] == [keys._version, n_groups]:
+        return _last_grouping[3]
+    result = _group(keys, n_groups)
+    _last_grouping[:] = [keys, keys._version, n_groups, result]
+    return result
+
+
+def _group(keys: torch.Tensor, n_groups: int) -> tuple[torch.Tensor | None, torch.Tensor]:
     order = None
     # On CPU checking is cheaper than sorting; elsewhere sort rather than synchronize.
     if keys.device.type != "cpu" or bool((keys[1:] < keys[:-1]).any()):
