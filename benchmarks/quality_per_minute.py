@@ -32,7 +32,7 @@ each set for L0 near ``--k``.
 Output (``--out``): ``results.jsonl`` (one line per arm and mark), ``results.md`` (tables,
 the lr search, the goal check), ``<view>_<metric>.png`` (quality against time).
 
-Run: ``python benchmarks/quality_per_minute.py`` (~18 min on 2 quiet cores; ``--quick`` for
+Run: ``python benchmarks/quality_per_minute.py`` (~25 min on 2 quiet cores; ``--quick`` for
 a one-minute check; ``--axis samples --marks 250000,500000,1000000`` for quality per sample).
 """
 
@@ -540,7 +540,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--views", default="memory,e2e", type=lambda s: tuple(s.split(",")))
     p.add_argument("--libs", default="hsae,saelens", type=lambda s: tuple(s.split(",")))
     p.add_argument("--archs", default=",".join(DEFAULT_ARCHS), type=lambda s: tuple(s.split(",")))
-    p.add_argument("--marks", default="10,20,40", type=_floats, help="when to score, on the --axis clock")
+    p.add_argument("--marks", default="15,30,60", type=_floats, help="when to score, on the --axis clock")
     p.add_argument("--axis", default="wall", choices=("wall", "cpu", "samples"),
                    help="wall: training wall-clock s; cpu: process CPU s; samples: training samples")
     p.add_argument("--lrs", default="3e-3,1e-2", type=_floats,

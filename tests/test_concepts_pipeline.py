@@ -51,6 +51,10 @@ def test_sentence_files_have_the_seed_keys_and_documented_contents(run):
     sidecar = json.loads((root / "features" / "features.json").read_text())
     assert sidecar["layers"] == [0, 1] and sidecar["dtype"] == "float32"
     assert sidecar["saes"]["1"]["id"].endswith("layer_01") and sidecar["hooks"]["0"] == "output of transformer.h.0"
+    from hsae_lm.models import weights_digest
+
+    assert len(sidecar["model_weights_sha256"]) == 64  # which checkpoint produced these files
+    assert sidecar["model_weights_sha256"] == weights_digest(sidecar["model_path"])
     with np.load(root / "features" / "sentence_000005.npz", allow_pickle=False) as data:
         assert {"embeddings", "hidden_states", "activations", "concept_strength_label", "is_final_token", "layers",
                 "average_l0s"} <= set(data.files)

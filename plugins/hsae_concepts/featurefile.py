@@ -26,8 +26,8 @@ file numbers and ``meta_sentence_indices`` agree), one per sentence, written unc
 
 A fragment is a token position (special tokens such as a prepended BOS included).
 The readers need only numpy (hsae.io, which imports torch, is imported by the writers alone).
-``features.json`` beside the files records the provenance: model (and its resolved
-directory), hook points, SAE ids, dtype, the split, and this definition of ``embeddings``.
+``features.json`` beside the files records the provenance: model (its resolved
+directory and the SHA-256 of its weight files), hook points, SAE ids, dtype, the split, and this definition of ``embeddings``.
 """
 
 from __future__ import annotations

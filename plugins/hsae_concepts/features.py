@@ -78,11 +78,13 @@ def _provenance(model_ref: str, resolved: str, model, layers: tuple[int, ...], s
                 capture: LayerCapture, sentences: Sequence[Sentence], sparse: bool, dtype: str,
                 average_l0s: np.ndarray, extra: Mapping | None) -> dict:
     import transformers
+    from hsae_lm.models import weights_digest
 
     blocks = {id(m): name for name, m in model.named_modules()}
     return {
         "format": "seed 004 s1 sentence files (hsae_concepts.featurefile)",
-        "model": model_ref, "model_path": resolved, "model_class": type(model).__name__,
+        "model": model_ref, "model_path": resolved, "model_weights_sha256": weights_digest(resolved),
+        "model_class": type(model).__name__,
         "model_name_or_path": getattr(model.config, "_name_or_path", ""),
         "transformers_version": transformers.__version__, "dtype": dtype,
         "layers": list(layers),
