@@ -514,6 +514,9 @@ def combine(runs: list[Path], out: Path) -> str:
 
     from hsae.report import markdown_table
 
+    missing = [str(run / "results.jsonl") for run in runs if not (run / "results.jsonl").is_file()]
+    if missing:
+        raise SystemExit(f"--combine: no such file: {', '.join(missing)} (pass --out folders of earlier runs)")
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
         records = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines() if line.strip()]

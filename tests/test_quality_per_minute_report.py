@@ -62,3 +62,9 @@ def test_combine_orders_by_median_so_one_seed_cannot_decide(qpm, tmp_path):
     assert "0.800 [0.100, 0.810]" in text  # median and range of matryoshka's MCC
     assert "| memory | hsae | 1e+06 | matryoshka > batchtopk | matryoshka > batchtopk |" in text
     assert (tmp_path / "out" / "combined.md").read_text().startswith("# 3 seeds")
+
+
+def test_combine_names_a_folder_without_results(qpm, tmp_path):
+    with pytest.raises(SystemExit, match="no such file: .*nowhere/results.jsonl"):
+        qpm.combine([tmp_path / "nowhere"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # nothing half-written
