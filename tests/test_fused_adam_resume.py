@@ -88,12 +88,13 @@ def test_aliased_adam_steps_as_torch_adam_does():
     assert restored.is_contiguous() and torch.equal(restored, opt.state[opt.aliases[0][1]]["exp_avg"])
 
 
-def test_match_parameter_layout_gives_state_its_parameters_strides():
+def test_loaded_state_gets_its_parameters_strides():
     param = nn.Parameter(torch.randn(2, 3, 4).permute(2, 0, 1))  # not a plain transpose: stepped as it is
     opt = Adam([param], lr=0.1, fused=True)
     param.grad = torch.randn_like(param)
     opt.step()
-    opt.load_state_dict(ckpt.unflatten_optimizer(*ckpt.flatten_optimizer(opt.state_dict())))
-    opt.state[param]["exp_avg"] = opt.state[param]["exp_avg"].contiguous()  # as a checkpoint holds it
-    ckpt.match_parameter_layout(opt)
+    tensors, rest = ckpt.flatten_optimizer(opt.state_dict())
+    tensors = {k: v.contiguous() for k, v in tensors.items()}  # as a checkpoint holds them
+    assert tensors["0.exp_avg"].stride() != param.stride()
+    opt.load_state_dict(ckpt.unflatten_optimizer(tensors, rest))
     assert opt.state[param]["exp_avg"].stride() == param.stride()

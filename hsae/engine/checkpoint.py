@@ -43,20 +43,6 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], rest: dict[str, Any]) 
     return {"state": state, "param_groups": rest["param_groups"]}
 
 
-def match_parameter_layout(opt: torch.optim.Optimizer) -> None:
-    """Give each restored optimizer state tensor its parameter's strides (in place).
-
-    Checkpoints hold contiguous tensors, while a parameter may be stored otherwise (the
-    linear encoder's ``W_enc`` is column-major). The fused Adam kernel assumes a
-    parameter and its ``exp_avg``/``exp_avg_sq`` share strides and silently mixes up
-    elements otherwise (torch 2.13, CPU), so a resumed run must re-lay them out.
-    """
-    for param, state in opt.state.items():
-        for key, value in state.items():
-            if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
-                state[key] = torch.empty_like(param).copy_(value)
-
-
 def save_checkpoint(root: Path, step: int, parts: dict[str, dict[str, torch.Tensor]], state: dict[str, Any], keep: int) -> Path:
     """Write ``parts`` (name -> tensors) and ``state`` as ``root/step_<step>``; keep the newest ``keep``."""
     final = root / f"step_{step:08d}"

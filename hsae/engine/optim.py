@@ -8,7 +8,9 @@ TopK training step. So each such parameter is stepped through ``p.detach().t()``
 contiguous tensor sharing its storage, whose gradient is ``p.grad.t()`` (a view, no copy).
 
 Checkpoints do not see the aliases: ``state_dict`` returns every state tensor in its
-parameter's shape, and ``load_state_dict`` takes that form back.
+parameter's shape, and ``load_state_dict`` takes that form back and gives each state
+tensor its parameter's strides (checkpoints hold contiguous tensors; the fused kernel
+needs parameter, gradient and state laid out alike, see :meth:`Adam.step`).
 """
 
 from __future__ import annotations
@@ -76,3 +78,7 @@ class Adam(torch.optim.Adam):
                 if isinstance(value, torch.Tensor) and value.dim() == 2:
                     state["state"][index][key] = value.t().contiguous()
         super().load_state_dict(state)
+        for param, param_state in self.state.items():
+            for key, value in param_state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    param_state[key] = torch.empty_like(param).copy_(value)

@@ -153,7 +153,6 @@ class Trainer:
         try:
             self.model.load_state_dict(parts["model"])
             opt.load_state_dict(ckpt.unflatten_optimizer(parts["optimizer"], state["optimizer"]))
-            ckpt.match_parameter_layout(opt)
             self.losses.load_state_dict(parts["losses"])
             self.callbacks.load_state_dict(parts["callbacks"])
         except (RuntimeError, KeyError, ValueError) as exc:

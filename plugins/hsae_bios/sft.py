@@ -17,6 +17,7 @@ import attrs
 import numpy as np
 import torch
 
+from hsae.engine.schedule import lr_factor
 from hsae.io import write_json
 from hsae.progress import progress
 
@@ -86,10 +87,8 @@ def sft_causal_lm(model_dir: Path, texts: Sequence[str], out_dir: Path, config: 
         input_ids, mask, labels = pad_batch([sequences[i] for i in rows], pad_id)
         padded_tokens += input_ids.numel()
         real_tokens += int(mask.sum())
-        warm = (step + 1) / config.warmup_steps if step < config.warmup_steps else 1.0
-        decay = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps))
         for group in opt.param_groups:
-            group["lr"] = config.lr * min(warm, decay)
+            group["lr"] = config.lr * lr_factor(step, steps, config.warmup_steps, "cosine", 0.1)
         loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -22,6 +22,7 @@ import attrs
 import numpy as np
 import torch
 
+from hsae.engine.schedule import lr_factor
 from hsae.io import write_json
 from hsae.progress import progress
 
@@ -151,10 +152,7 @@ def build_gpt2(tokenizer, shape: GPT2Shape = GPT2Shape()):  # noqa: ANN001, ANN2
 
 
 def lr_at(step: int, config: LMTrainConfig) -> float:
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    return config.lr * lr_factor(step, config.steps, config.warmup_steps, "cosine", 0.1)
 
 
 @torch.no_grad()
