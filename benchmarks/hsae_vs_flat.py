@@ -50,7 +50,7 @@ import torch.nn.functional as F
 
 from hsae.config.spec import LossSpec, RouterSpec
 from hsae.data import Batch
-from hsae.engine.trainer import remove_parallel_gradient, renormalize
+from hsae.engine.gradients import remove_parallel_gradient, renormalize
 from hsae.loss import StepContext
 from hsae.plugins import get_registry
 

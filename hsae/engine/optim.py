@@ -37,7 +37,15 @@ class Adam(torch.optim.Adam):
         super().__init__(stepped, **kwargs)
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
+    def step(self, closure: Any = None, grad_divisor: torch.Tensor | None = None) -> Any:
+        """One Adam step; with ``grad_divisor`` (a scalar tensor) on every gradient divided by it first.
+
+        The fused kernel divides each gradient as it reads it (its AMP-unscaling input),
+        so clipping costs no extra pass over the gradients; otherwise they are divided here.
+        """
+        if grad_divisor is not None and not self.defaults["fused"]:
+            torch._foreach_div_([p.grad for p in self.originals if p.grad is not None], grad_divisor)
+            grad_divisor = None
         for original, alias in self.aliases:
             alias.grad = None if original.grad is None else original.grad.t()
         for group in self.param_groups:
@@ -46,7 +54,11 @@ class Adam(torch.optim.Adam):
                     # torch 2.13's fused CPU kernel walks param and grad by raw pointer: their
                     # strides must agree, or it silently pairs up the wrong elements.
                     p.grad = torch.empty_like(p).copy_(p.grad)
-        return super().step(closure)
+        self.grad_scale = None if grad_divisor is None else grad_divisor.float()  # read by torch's Adam.step
+        try:
+            return super().step(closure)
+        finally:
+            self.grad_scale = None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         super().zero_grad(set_to_none)

@@ -22,6 +22,7 @@ from hsae.engine import checkpoint as ckpt
 from hsae.engine.device import autocast, pick_device, set_threads
 from hsae.engine.distributed import DistInfo, all_reduce_sum, barrier
 from hsae.engine.evaluate import evaluate, flatten
+from hsae.engine.gradients import clip_divisor, remove_parallel_gradient, renormalize
 from hsae.engine.optim import Adam
 from hsae.engine.rundir import RunDir
 from hsae.engine.schedule import lr_factor
@@ -37,27 +38,6 @@ def _located(part: object) -> AbstractContextManager[None]:
     """Errors of ``part`` located at its recipe table (when it was built from one)."""
     spec = getattr(part, "spec", None)
     return spec.locating() if spec is not None else nullcontext()
-
-
-def remove_parallel_gradient(pairs: list[tuple[nn.Parameter, int]]) -> None:
-    """Project each unit-norm direction's gradient onto the direction's tangent space.
-
-    ``g -= (g . p / |p|^2) p``, without full-size temporaries (one dot per direction).
-    """
-    for param, dim in pairs:
-        if param.grad is None:
-            continue
-        p, g = param.detach(), param.grad
-        norm_sq = torch.linalg.vector_norm(p, dim=dim, keepdim=True).clamp_min(1e-12).square()
-        coef = torch.linalg.vecdot(g, p, dim=dim).unsqueeze(dim).div_(norm_sq)
-        g.addcmul_(p, coef, value=-1)
-
-
-@torch.no_grad()
-def renormalize(pairs: list[tuple[nn.Parameter, int]]) -> None:
-    """Rescale each direction to unit norm."""
-    for param, dim in pairs:
-        param.div_(param.norm(dim=dim, keepdim=True).clamp_min(1e-12))
 
 
 class Trainer:
@@ -262,9 +242,8 @@ class Trainer:
                 p.grad = None
             constrained = [(p, dim) for p, dim in unit_norm if not any(p is f for f in frozen)]
             remove_parallel_gradient(constrained)
-            if c.grad_clip:
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.grad is not None], c.grad_clip)
-            opt.step()
+            divisor = clip_divisor([p.grad for p in model.parameters() if p.grad is not None], c.grad_clip) if c.grad_clip else None
+            opt.step(grad_divisor=divisor)
             sched.step()
             renormalize(constrained)
             with torch.no_grad():

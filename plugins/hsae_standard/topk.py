@@ -9,6 +9,7 @@ from einops import repeat
 from hsae.config.bounds import NonNegativeFloat
 from hsae.loss import Loss, LossConfig, StepContext
 from hsae.model import Codes, Router
+from hsae_standard.block_topk import row_topk_indices
 
 
 class TopKRouter(Router):
@@ -29,7 +30,7 @@ class TopKRouter(Router):
             raise ValueError(f"k must be in [1, d_sae={d_sae}], got {config.k}")
 
     def select(self, pre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        cols = pre.topk(self.config.k, dim=1, sorted=False).indices
+        cols = row_topk_indices(pre, self.config.k)
         rows = repeat(torch.arange(pre.shape[0], device=pre.device), "b -> b k", k=self.config.k)
         return rows.reshape(-1), cols.reshape(-1)
 
