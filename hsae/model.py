@@ -104,9 +104,14 @@ class Encoder(nn.Module, Component):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-        """Pre-activations at ``(rows, cols)`` only, with gradient: ``(nnz,)``."""
-        return self.forward(x)[rows, cols]
+    def entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pre: torch.Tensor | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
+        """Pre-activations of ``x - shift`` at ``(rows, cols)`` only, with gradient: ``(nnz,)``.
+
+        ``pre``, if given, holds those pre-activations already computed (without gradient);
+        an encoder may take the selected values from it instead of recomputing them.
+        """
+        return self.forward(x if shift is None else x - shift)[rows, cols]
 
 
 class Router(nn.Module, Component):

@@ -92,44 +92,50 @@ def _row_dots(left: torch.Tensor, rows: torch.Tensor, right: torch.Tensor, cols:
 
 
 class _SelectedEntries(torch.autograd.Function):
-    """``pre[rows, cols]`` where ``pre = x @ W + b``, with a backward that is sparse in (rows, cols)."""
+    """``pre[rows, cols]`` where ``pre = (x - shift) @ W + b``, with a backward that is sparse in (rows, cols).
+
+    ``shift`` (the SAE's decoder bias, or ``None``) is an input of its own so that its
+    gradient, ``-sum over samples of grad_x = -W @ grad_b``, comes from the bias gradient
+    (one matrix-vector product) instead of the per-sample input gradient (a segment sum
+    over every entry); that one is computed only when ``x`` itself needs a gradient.
+    """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, rows, cols, pre):  # noqa: ANN001
-        ctx.save_for_backward(x, weight, rows, cols)
+    def forward(ctx, x, shift, weight, bias, rows, cols, pre):  # noqa: ANN001
+        centered = x.detach() if shift is None else x.detach() - shift.detach()
+        ctx.save_for_backward(centered, weight, rows, cols)
         return pre.reshape(-1).index_select(0, rows * pre.shape[1] + cols)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001
         x, weight, rows, cols = ctx.saved_tensors
-        if _is_dense(grad.shape[0], x.shape[0], weight.shape[1]):
-            return _SelectedEntries._dense_backward(ctx, grad)
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            col_order, col_offsets = _grouping(cols, weight.shape[1])
-            if ctx.needs_input_grad[1]:
-                # Row c of the transposed gradient sums grad * x over the entries of latent c.
+        need_x, need_shift, need_w, need_b = ctx.needs_input_grad[:4]
+        dense = _is_dense(grad.shape[0], x.shape[0], weight.shape[1])
+        if dense:
+            grad_dense = _scatter_dense(rows, cols, grad.to(weight.dtype), x.shape[0], weight.shape[1])
+        else:
+            col_order, col_offsets = _grouping(cols, weight.shape[1]) if need_w or need_b or need_shift else (None, None)
+        grad_x = grad_shift = grad_w = grad_b = None
+        if need_w:
+            if dense:  # (dense^T @ x)^T: the gradient comes out in W_enc's column-major layout
+                grad_w = torch.mm(grad_dense.t(), x.to(weight.dtype)).t()
+            else:  # row c of the transposed gradient sums grad * x over the entries of latent c
                 grad_w = _segment_sum(x, rows, grad, col_order, col_offsets).to(weight.dtype).t()
-            if ctx.needs_input_grad[2]:
+        if need_b or need_shift:
+            if dense:
+                grad_b = grad_dense.sum(0)
+            else:
                 entries = torch.arange(grad.shape[0], device=grad.device)
                 grad_b = _segment_sum(grad.unsqueeze(1), entries, None, col_order, col_offsets).squeeze(1)
-        if ctx.needs_input_grad[0]:
-            row_order, row_offsets = _grouping(rows, x.shape[0])
-            grad_x = _segment_sum(weight.t().contiguous(), cols, grad, row_order, row_offsets).to(x.dtype)
-        return grad_x, grad_w, grad_b, None, None, None
-
-    @staticmethod
-    def _dense_backward(ctx, grad):  # noqa: ANN001, ANN205
-        x, weight, rows, cols = ctx.saved_tensors
-        dense = _scatter_dense(rows, cols, grad.to(weight.dtype), x.shape[0], weight.shape[1])
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[1]:  # (dense^T @ x)^T: the gradient comes out in W_enc's column-major layout
-            grad_w = torch.mm(dense.t(), x.detach().to(weight.dtype)).t()
-        if ctx.needs_input_grad[2]:
-            grad_b = dense.sum(0)
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.mm(dense, weight.detach().t()).to(x.dtype)
-        return grad_x, grad_w, grad_b, None, None, None
+            if need_shift:
+                grad_shift = -torch.mv(weight.detach(), grad_b.to(weight.dtype))
+        if need_x:
+            if dense:
+                grad_x = torch.mm(grad_dense, weight.detach().t()).to(x.dtype)
+            else:
+                row_order, row_offsets = _grouping(rows, x.shape[0])
+                grad_x = _segment_sum(weight.t().contiguous(), cols, grad, row_order, row_offsets).to(x.dtype)
+        return grad_x, grad_shift, grad_w, grad_b if need_b else None, None, None, None
 
 
 class _SparseDecode(torch.autograd.Function):
@@ -181,11 +187,12 @@ class LinearEncoder(Encoder):
         # mm + in-place bias: addmm would first copy the broadcast bias into the output.
         return torch.mm(x, self.W_enc).add_(self.b_enc)
 
-    def entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
+    def entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pre: torch.Tensor | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
         if pre is None:
             with torch.no_grad():
-                pre = self.forward(x)
-        return _SelectedEntries.apply(x, self.W_enc, self.b_enc, rows, cols, pre.to(x.dtype))
+                pre = self.forward(x if shift is None else x - shift)
+        return _SelectedEntries.apply(x, shift, self.W_enc, self.b_enc, rows, cols, pre.to(x.dtype))
 
 
 class LinearDecoder(Decoder):

@@ -88,7 +88,8 @@ class StandardSAE(SAE):
 
     def encode_entries(self, x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, pre: torch.Tensor | None = None) -> torch.Tensor:
         """Pre-activations at ``(rows, cols)`` with a sparse backward (aux-k, sparse routers)."""
-        return self.encoder.entries(self._centered(x), rows, cols, pre)
+        shift = self.decoder.b_dec if self.config.subtract_decoder_bias else None
+        return self.encoder.entries(x, rows, cols, pre, shift=shift)
 
     def forward(self, x: torch.Tensor) -> SAEOutput:
         if self.router.sparse:
