@@ -46,3 +46,11 @@ def test_sparse_paths_match_dense_autograd(k: int, input_grad: bool):
     for n in grads["dense"]:
         torch.testing.assert_close(grads["sparse"][n], grads["dense"][n], rtol=1e-4, atol=1e-5, msg=n)
     assert float(grads["dense"]["decoder.b_dec"].abs().max()) > 1e-3  # the shift's gradient is exercised
+
+
+def test_the_radix_argsort_is_torch_stable_sort():
+    from hsae_standard.linear import _stable_argsort
+
+    for n_groups in (7, 4096, 1 << 16, (1 << 16) + 1):
+        keys = torch.randint(n_groups, (5000,), generator=torch.Generator().manual_seed(n_groups))
+        assert torch.equal(_stable_argsort(keys, n_groups), torch.sort(keys, stable=True).indices)

@@ -61,7 +61,7 @@ def remove_parallel_gradient(pairs: list[tuple[nn.Parameter, int]]) -> None:
             continue
         p, g = param.detach(), param.grad
         if dim == 1 and p.dim() == 2:
-            norm_sq = row_dots(p, p).clamp_min(1e-24).unsqueeze(1)
+            norm_sq = torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(1e-12).square()
             coef = row_dots(g, p).unsqueeze(1).div_(norm_sq)
         else:
             norm_sq = torch.linalg.vector_norm(p, dim=dim, keepdim=True).clamp_min(1e-12).square()

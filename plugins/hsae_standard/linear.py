@@ -17,6 +17,7 @@ Codes denser than ``_DENSE_FRACTION`` (aux-k with many dead latents) use dense m
 from __future__ import annotations
 
 import attrs
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,9 +61,18 @@ def _group(keys: torch.Tensor, n_groups: int) -> tuple[torch.Tensor | None, torc
     order = None
     # On CPU checking is cheaper than sorting; elsewhere sort rather than synchronize.
     if keys.device.type != "cpu" or bool((keys[1:] < keys[:-1]).any()):
-        order = torch.sort(keys, stable=True).indices
+        order = _stable_argsort(keys, n_groups)
     counts = torch.bincount(keys, minlength=n_groups)
     return order, torch.cumsum(counts, 0) - counts
+
+
+def _stable_argsort(keys: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """``torch.sort(keys, stable=True).indices`` for keys in ``[0, n_groups)``."""
+    if keys.device.type == "cpu" and n_groups <= 1 << 16:
+        # NumPy sorts 16-bit integers by radix, in linear time: 0.09 vs 1.2 ms for 25,600 keys.
+        order = np.argsort(keys.numpy().astype(np.uint16), kind="stable")
+        return torch.from_numpy(order).to(torch.long)
+    return torch.sort(keys, stable=True).indices
 
 
 def _segment_sum(
