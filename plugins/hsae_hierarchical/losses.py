@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from hsae.config.bounds import NonNegativeFloat, NonNegativeInt
-from hsae.loss import Loss, LossConfig, StepContext
+from hsae.loss import Loss, LossConfig, StepContext, squared_error
 
 
 @attrs.frozen
@@ -35,7 +35,7 @@ class TopMSELoss(Loss):
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
         x_hat_top = out.extras["x_hat_top"]
-        return (x_hat_top - batch.x).pow(2).sum(-1).mean()
+        return squared_error(x_hat_top, batch.x)
 
 
 @attrs.frozen

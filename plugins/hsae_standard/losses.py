@@ -5,7 +5,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from hsae.loss import Loss, LossConfig, StepContext
+from hsae.loss import Loss, LossConfig, StepContext, squared_error
 
 
 class MSELoss(Loss):
@@ -14,7 +14,7 @@ class MSELoss(Loss):
     name = "mse"
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
-        return (out.x_hat - batch.x).pow(2).sum(-1).mean()
+        return squared_error(out.x_hat, batch.x)
 
 
 class L1Loss(Loss):
@@ -50,6 +50,6 @@ class MatryoshkaLoss(Loss):
 
     def forward(self, batch, out, model, ctx: StepContext) -> torch.Tensor:
         widths = [w for w in self.config.prefixes if w < model.d_sae] + [model.d_sae]
-        terms = [(model.decode(out.codes.restrict(w)) - batch.x).pow(2).sum(-1).mean() for w in widths[:-1]]
-        terms.append((out.x_hat - batch.x).pow(2).sum(-1).mean())
+        terms = [squared_error(model.decode(out.codes.restrict(w)), batch.x) for w in widths[:-1]]
+        terms.append(squared_error(out.x_hat, batch.x))
         return torch.stack(terms).mean()

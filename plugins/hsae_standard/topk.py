@@ -7,7 +7,7 @@ import torch
 from einops import repeat
 
 from hsae.config.bounds import NonNegativeFloat
-from hsae.loss import Loss, LossConfig, StepContext
+from hsae.loss import Loss, LossConfig, StepContext, squared_error
 from hsae.model import Codes, Router
 from hsae_standard.block_topk import row_topk_indices
 
@@ -74,6 +74,6 @@ class AuxKLoss(Loss):
         codes = Codes.from_sparse(rows, cols, values, n_rows, model.d_sae)
         residual = batch.x - out.x_hat.detach()
         residual_hat = model.decode(codes, bias=False)
-        error = (residual_hat - residual).pow(2).sum(-1).mean()
+        error = squared_error(residual_hat, residual)
         scale = (residual - residual.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-12)
         return error / scale
