@@ -21,9 +21,11 @@ def _trainer(recipe, run):  # noqa: ANN001, ANN202
     return assemble(load_recipe(recipe).config, run_dir=RunDir(run))
 
 
-@pytest.fixture
-def recipe(tmp_path, toy_data):  # noqa: ANN001, ANN201
-    text = TOY_RECIPE.format(k=4, steps=40, checkpoint_every=20).replace("progress = false", "progress = false\nkeep_checkpoints = 5")
+@pytest.fixture(params=[None, 0.01], ids=["no-clip", "clip"])
+def recipe(request, tmp_path, toy_data):  # noqa: ANN001, ANN201
+    """The toy recipe, without and with gradient clipping (0.01 clips every step: the divisor goes through the fused kernel)."""
+    extra = "keep_checkpoints = 5" + (f"\ngrad_clip = {request.param}" if request.param else "")
+    text = TOY_RECIPE.format(k=4, steps=40, checkpoint_every=20).replace("progress = false", "progress = false\n" + extra)
     return write(tmp_path / "r.toml", text)
 
 
