@@ -47,7 +47,9 @@ FLOPs (multiply-add = 2 FLOPs; elementwise work, TopK and Adam not counted):
   the gradient into the codes, the encoder weight gradient and the encoder input gradient
   (needed for ``b_dec``, which is subtracted from the input). This is what SAELens runs.
 * "performed" (hsae): the dense encoder forward (needed to pick the top k) plus the
-  sparse work: 2 * d_in * d_sae + 10 * k * d_in per sample (5 sparse products of k rows).
+  sparse work, 2 * d_in * d_sae + 8 * k * d_in per sample (4 sparse products of k rows:
+  decoder forward, decoder weight gradient, code gradient, encoder weight gradient), plus
+  one ``d_in x d_sae`` matrix-vector product per step (the ``b_dec`` gradient).
 
 The machine's dense fp32 matmul rate is measured here: ``--peak-repeats`` timed
 (batch x d_in) @ (d_in x d_sae) matmuls before every run; "peak" is the best of them and
@@ -406,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     # Medians over all timed steps: robust to other processes briefly taking the cores.
     dense_flops = 12 * args.d_in * args.d_sae * args.batch
-    hsae_flops = (2 * args.d_in * args.d_sae + 10 * args.k * args.d_in) * args.batch
+    hsae_flops = (2 * args.d_in * args.d_sae + 8 * args.k * args.d_in) * args.batch + 2 * args.d_in * args.d_sae
     peak, peak_median = max(rates), statistics.median(rates)
     print(f"dense fp32 matmul ({args.batch}x{args.d_in})@({args.d_in}x{args.d_sae}): peak (best of {len(rates)}) "
           f"{peak:.1f} GFLOP/s, median {peak_median:.1f} GFLOP/s")
