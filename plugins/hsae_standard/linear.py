@@ -120,32 +120,36 @@ class _SelectedEntries(torch.autograd.Function):
     def backward(ctx, grad):  # noqa: ANN001
         x, weight, rows, cols = ctx.saved_tensors
         need_x, need_shift, need_w, need_b = ctx.needs_input_grad[:4]
-        dense = _is_dense(grad.shape[0], x.shape[0], weight.shape[1])
-        if dense:
-            grad_dense = _scatter_dense(rows, cols, grad.to(weight.dtype), x.shape[0], weight.shape[1])
-        else:
-            col_order, col_offsets = _grouping(cols, weight.shape[1]) if need_w or need_b or need_shift else (None, None)
-        grad_x = grad_shift = grad_w = grad_b = None
-        if need_w:
-            if dense:  # (dense^T @ x)^T: the gradient comes out in W_enc's column-major layout
-                grad_w = torch.mm(grad_dense.t(), x.to(weight.dtype)).t()
-            else:  # row c of the transposed gradient sums grad * x over the entries of latent c
-                grad_w = _segment_sum(x, rows, grad, col_order, col_offsets).to(weight.dtype).t()
-        if need_b or need_shift:
-            if dense:
-                grad_b = grad_dense.sum(0)
-            else:
-                entries = torch.arange(grad.shape[0], device=grad.device)
-                grad_b = _segment_sum(grad.unsqueeze(1), entries, None, col_order, col_offsets).squeeze(1)
-            if need_shift:
-                grad_shift = -torch.mv(weight.detach(), grad_b.to(weight.dtype))
-        if need_x:
-            if dense:
-                grad_x = torch.mm(grad_dense, weight.detach().t()).to(x.dtype)
-            else:
-                row_order, row_offsets = _grouping(rows, x.shape[0])
-                grad_x = _segment_sum(weight.t().contiguous(), cols, grad, row_order, row_offsets).to(x.dtype)
+        products = _dense_products if _is_dense(grad.shape[0], x.shape[0], weight.shape[1]) else _sparse_products
+        grad_x, grad_w, grad_b = products(grad, x, weight.detach(), rows, cols, need_x, need_w, need_b or need_shift)
+        grad_shift = -torch.mv(weight.detach(), grad_b.to(weight.dtype)) if need_shift else None
         return grad_x, grad_shift, grad_w, grad_b if need_b else None, None, None, None
+
+
+def _sparse_products(grad, x, weight, rows, cols, need_x, need_w, need_b):  # noqa: ANN001, ANN202
+    """Gradients of ``pre[rows, cols]`` (``pre = x @ W + b``) for input, weight and bias, as segment sums."""
+    grad_x = grad_w = grad_b = None
+    if need_w or need_b:
+        col_order, col_offsets = _grouping(cols, weight.shape[1])
+        if need_w:  # row c of the transposed gradient sums grad * x over the entries of latent c
+            grad_w = _segment_sum(x, rows, grad, col_order, col_offsets).to(weight.dtype).t()
+        if need_b:
+            entries = torch.arange(grad.shape[0], device=grad.device)
+            grad_b = _segment_sum(grad.unsqueeze(1), entries, None, col_order, col_offsets).squeeze(1)
+    if need_x:
+        row_order, row_offsets = _grouping(rows, x.shape[0])
+        grad_x = _segment_sum(weight.t().contiguous(), cols, grad, row_order, row_offsets).to(x.dtype)
+    return grad_x, grad_w, grad_b
+
+
+def _dense_products(grad, x, weight, rows, cols, need_x, need_w, need_b):  # noqa: ANN001, ANN202
+    """The same gradients through the dense ``(B, d_sae)`` gradient matrix (codes denser than ``_DENSE_FRACTION``)."""
+    dense = _scatter_dense(rows, cols, grad.to(weight.dtype), x.shape[0], weight.shape[1])
+    # (dense^T @ x)^T: the weight gradient comes out in W_enc's column-major layout.
+    grad_w = torch.mm(dense.t(), x.to(weight.dtype)).t() if need_w else None
+    grad_b = dense.sum(0) if need_b else None
+    grad_x = torch.mm(dense, weight.t()).to(x.dtype) if need_x else None
+    return grad_x, grad_w, grad_b
 
 
 class _SparseDecode(torch.autograd.Function):
