@@ -1,7 +1,7 @@
 """Training throughput of a TopK SAE: hsae vs SAELens, side by side, in one process.
 
 Both libraries train the same shape (default 768 -> 4096, k = 25, batch 1024) on the same
-in-memory data in fp32 with Adam (lr 3e-4, betas 0.9/0.999, constant schedule),
+in-memory data in fp32 (``--precision bf16``: both under bf16 autocast, fp32 weights) with Adam (lr 3e-4, betas 0.9/0.999, constant schedule),
 gradient-norm clipping at 1.0 (hard-coded in SAELens' trainer; hsae's recipe sets
 ``grad_clip = 1.0``, its default being no clipping) and their own default decoder-norm
 handling for TopK:
@@ -51,7 +51,7 @@ FLOPs (multiply-add = 2 FLOPs; elementwise work, TopK and Adam not counted):
   decoder forward, decoder weight gradient, code gradient, encoder weight gradient), plus
   one ``d_in x d_sae`` matrix-vector product per step (the ``b_dec`` gradient).
 
-The machine's dense fp32 matmul rate is measured here: ``--peak-repeats`` timed
+The machine's dense matmul rate (fp32, or bf16 with ``--precision bf16``) is measured here: ``--peak-repeats`` timed
 (batch x d_in) @ (d_in x d_sae) matmuls before every run; "peak" is the best of them and
 "median matmul" their median (on a shared machine the median reflects the conditions the
 runs saw).
@@ -99,11 +99,12 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_peak(batch: int, d_in: int, d_sae: int, repeats: int, device: torch.device) -> list[float]:
-    """Dense fp32 GFLOP/s of each of ``repeats`` timed ``(batch x d_in) @ (d_in x d_sae)`` matmuls."""
-    a = torch.randn(batch, d_in, device=device)
-    b = torch.randn(d_in, d_sae, device=device)
-    out = torch.empty(batch, d_sae, device=device)
+def measure_peak(batch: int, d_in: int, d_sae: int, repeats: int, device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> list[float]:
+    """Dense GFLOP/s of each of ``repeats`` timed ``(batch x d_in) @ (d_in x d_sae)`` matmuls in ``dtype``."""
+    a = torch.randn(batch, d_in, device=device, dtype=dtype)
+    b = torch.randn(d_in, d_sae, device=device, dtype=dtype)
+    out = torch.empty(batch, d_sae, device=device, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b, out=out)
     rates = []
@@ -194,7 +195,7 @@ grad_clip = 1.0
 unit_norm_decoder = true
 dead_window_steps = {dead_window}
 device = "{device}"
-precision = "fp32"
+precision = "{precision}"
 seed = {seed}
 log_every = {total}
 checkpoint_every = 0
@@ -216,7 +217,7 @@ def build_hsae(args: argparse.Namespace, pool: torch.Tensor, device: torch.devic
         get_manager().register(plugin)
     text = HSAE_RECIPE.format(
         d_sae=args.d_sae, k=args.k, total=args.warmup + args.steps, batch=args.batch,
-        dead_window=args.dead_window, device=device.type, seed=args.seed,
+        dead_window=args.dead_window, device=device.type, seed=args.seed, precision=args.precision,
     )
     recipe = loads_recipe(text, file="<train_throughput>")
     data = recipe.config.data.build(seed=args.seed)
@@ -266,7 +267,7 @@ def build_saelens(args: argparse.Namespace, device: torch.device):
     total = args.warmup + args.steps
     trainer_cfg = SAETrainerConfig(
         total_training_samples=total * args.batch, train_batch_size_samples=args.batch,
-        lr=3e-4, lr_end=3e-5, adam_beta1=0.9, adam_beta2=0.999, device=str(device), autocast=False,
+        lr=3e-4, lr_end=3e-5, adam_beta1=0.9, adam_beta2=0.999, device=str(device), autocast=args.precision == "bf16",
         dead_feature_window=args.dead_window - 1,
     )
     trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=iter(()))
@@ -370,6 +371,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: hsae's default: HSAE_THREADS, else torch's)")
     p.add_argument("--peak-repeats", type=int, default=10, help="timed matmuls before each run")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: both libraries train under bf16 autocast (hsae precision = \"bf16\", SAELens autocast=True)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -388,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     pool = make_pool(args.pool * args.batch, args.d_in, args.features, args.active, args.seed).to(device)
 
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}")
-    print(f"TopK SAE {args.d_in} -> {args.d_sae}, k={args.k}, batch {args.batch}; {args.warmup} warmup + "
+    print(f"TopK SAE {args.d_in} -> {args.d_sae}, k={args.k}, batch {args.batch}, {args.precision}; {args.warmup} warmup + "
           f"{args.steps} timed steps x {args.rounds} round(s); dead window {args.dead_window}"
           + (f"; hsae trainer patches: {', '.join(patches)}" if patches else ""))
 
@@ -396,7 +399,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     times: dict[str, list[float]] = {n: [] for n in names}
     rates: list[float] = []  # the matmul rate, sampled before every round (same conditions as the runs)
     for r in range(args.rounds):
-        rates += measure_peak(args.batch, args.d_in, args.d_sae, args.peak_repeats, device)
+        rates += measure_peak(args.batch, args.d_in, args.d_sae, args.peak_repeats, device,
+                              torch.bfloat16 if args.precision == "bf16" else torch.float32)
         if args.only == "both":
             got = run_interleaved(args, pool, device)
         else:
@@ -410,7 +414,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     dense_flops = 12 * args.d_in * args.d_sae * args.batch
     hsae_flops = (2 * args.d_in * args.d_sae + 8 * args.k * args.d_in) * args.batch + 2 * args.d_in * args.d_sae
     peak, peak_median = max(rates), statistics.median(rates)
-    print(f"dense fp32 matmul ({args.batch}x{args.d_in})@({args.d_in}x{args.d_sae}): peak (best of {len(rates)}) "
+    print(f"dense {args.precision} matmul ({args.batch}x{args.d_in})@({args.d_in}x{args.d_sae}): peak (best of {len(rates)}) "
           f"{peak:.1f} GFLOP/s, median {peak_median:.1f} GFLOP/s")
     result: dict[str, float] = {"peak_gflops": peak, "peak_median_gflops": peak_median}
     for name in names:

@@ -52,3 +52,9 @@ def test_flat_topk_selects_the_k_largest():
     values, index = flat_topk(flat, 500)
     assert torch.equal(values.sort().values, flat.topk(500).values.sort().values)
     assert torch.equal(flat[index], values)
+
+
+def test_row_topk_of_bf16_rows_selects_their_k_largest():
+    pre = torch.randn(16, 4096, generator=torch.Generator().manual_seed(4)).bfloat16()  # many ties in bf16
+    got = row_topk_indices(pre, 25)
+    assert _same_values(pre, got, 25) and _distinct(got)

@@ -54,3 +54,22 @@ def test_the_radix_argsort_is_torch_stable_sort():
     for n_groups in (7, 4096, 1 << 16, (1 << 16) + 1):
         keys = torch.randint(n_groups, (5000,), generator=torch.Generator().manual_seed(n_groups))
         assert torch.equal(_stable_argsort(keys, n_groups), torch.sort(keys, stable=True).indices)
+
+
+def test_bf16_autocast_on_cpu_trains_with_fp32_codes_and_gradients():
+    """precision = "bf16" on CPU: the encoder product runs in bf16, codes and parameter gradients stay fp32."""
+    model = _model(k=4, d_sae=2048, d_in=32)  # wide enough for the block-maxima TopK
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(3))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(30):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+            loss = (out.x_hat.float() - x).pow(2).sum(-1).mean()
+        assert out.pre.dtype == torch.bfloat16 and out.codes.values.dtype == torch.float32
+        opt.zero_grad()
+        loss.backward()
+        assert all(p.grad.dtype == torch.float32 and bool(p.grad.isfinite().all()) for p in model.parameters())
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0]
