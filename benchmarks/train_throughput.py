@@ -28,11 +28,6 @@ benchmark, so the aux-k term is the cheap "nothing is dead" check in both; pass 
 differently (hsae: coefficient 1/32, divided by the residual's variance; SAELens:
 coefficient 1, times ``min(n_dead / k_aux, 1)``), which does not change the work.
 
-``--patch NAME`` monkeypatches a proposed change to hsae's ``Codes`` into this process
-only, to measure it: ``codes-stats`` (per-step firing statistics without boolean-mask
-compaction); ``all``. (The former ``adam-fused`` and ``parallel-grad`` patches are now
-the trainer's defaults.)
-
 Threads: hsae's default (``hsae.engine.device.set_threads``: ``HSAE_THREADS`` if set,
 else torch's one per core); ``--threads N`` sets both libraries' threads.
 
@@ -319,34 +314,6 @@ def run_interleaved(args: argparse.Namespace, pool: torch.Tensor, device: torch.
     return {"hsae": hsae_times, "saelens": saelens_times}
 
 
-# -- proposed trainer changes, measured by monkeypatching this process only ----------------
-
-
-def _codes_l0(self) -> torch.Tensor:
-    """``Codes.l0`` counting nonzero values per row without compacting them first."""
-    if not self.is_sparse:
-        return (self.values != 0).sum(1).float()
-    ones = (self.values != 0).float()
-    return ones.new_zeros(self.n_rows).index_add_(0, self.rows, ones)
-
-
-def _codes_fire_counts(self) -> torch.Tensor:
-    """``Codes.fire_counts`` without compacting the nonzero values first."""
-    if not self.is_sparse:
-        return (self.values != 0).sum(0)
-    return self.cols.new_zeros(self.d_sae).index_add_(0, self.cols, (self.values != 0).long())
-
-
-PATCHES = ("codes-stats",)
-
-
-def apply_patches(names: list[str]) -> None:
-    if "codes-stats" in names:
-        from hsae.model import Codes
-
-        Codes.l0, Codes.fire_counts = _codes_l0, _codes_fire_counts
-
-
 # -- main -----------------------------------------------------------------------------------
 
 
@@ -366,8 +333,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="steps without firing before a latent counts as dead (aux-k runs only with dead latents)")
     p.add_argument("--saelens-sparse", action="store_true", help="SAELens use_sparse_activations=True (default False)")
     p.add_argument("--only", choices=("both", "hsae", "saelens"), default="both")
-    p.add_argument("--patch", action="append", default=[], choices=PATCHES + ("all",),
-                   help="monkeypatch a proposed hsae trainer change into this process (repeatable)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: hsae's default: HSAE_THREADS, else torch's)")
     p.add_argument("--peak-repeats", type=int, default=10, help="timed matmuls before each run")
     p.add_argument("--device", default="cpu")
@@ -381,8 +346,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parse_args(argv)
     if args.dead_window < 1:
         raise SystemExit("--dead-window must be >= 1")
-    patches = list(PATCHES) if "all" in args.patch else args.patch
-    apply_patches(patches)
     from hsae.engine.device import set_threads
 
     set_threads(args.threads or None)
@@ -392,8 +355,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}")
     print(f"TopK SAE {args.d_in} -> {args.d_sae}, k={args.k}, batch {args.batch}, {args.precision}; {args.warmup} warmup + "
-          f"{args.steps} timed steps x {args.rounds} round(s); dead window {args.dead_window}"
-          + (f"; hsae trainer patches: {', '.join(patches)}" if patches else ""))
+          f"{args.steps} timed steps x {args.rounds} round(s); dead window {args.dead_window}")
 
     names = ["hsae", "saelens"] if args.only == "both" else [args.only]
     times: dict[str, list[float]] = {n: [] for n in names}

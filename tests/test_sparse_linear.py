@@ -73,3 +73,20 @@ def test_bf16_autocast_on_cpu_trains_with_fp32_codes_and_gradients():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_codes_statistics_count_nonzero_entries_as_the_dense_matrix_does():
+    from hsae.model import Codes
+
+    g = torch.Generator().manual_seed(5)
+    rows = torch.arange(6).repeat_interleave(3)
+    cols = torch.cat([torch.randperm(10, generator=g)[:3] for _ in range(6)])  # distinct latents per sample
+    values = torch.relu(torch.randn(18, generator=g))  # about half are zero
+    values[0] = 0.0
+    sparse = Codes.from_sparse(rows, cols, values, 6, 10)
+    dense = Codes.from_dense(sparse.dense())
+    want_l0 = torch.bincount(rows[values != 0], minlength=6).float()
+    want_fired = torch.bincount(cols[values != 0], minlength=10)
+    assert 0 < int(want_fired.sum()) < 18
+    assert torch.equal(sparse.l0(), want_l0) and torch.equal(dense.l0(), want_l0)
+    assert torch.equal(sparse.fire_counts(), want_fired) and torch.equal(dense.fire_counts(), want_fired)
