@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hsae.engine.gradients import clip_divisor, global_norm, remove_parallel_gradient, renormalize, row_dots
+from hsae.engine.gradients import clip_divisor, global_norm, remove_parallel_gradient, renormalize
+from hsae.kernels import row_dots
 from hsae.engine.optim import Adam
 
 
@@ -18,6 +19,8 @@ def _tensors() -> list[torch.Tensor]:
 def test_row_dots_and_global_norm_match_torch():
     a, b = torch.randn(300, 77), torch.randn(300, 77)
     torch.testing.assert_close(row_dots(a, b), (a * b).sum(1))
+    rows, cols = torch.tensor([0, 5, 5, 299]), torch.tensor([3, 3, 0, 299])
+    torch.testing.assert_close(row_dots(a, b, rows, cols), (a[rows] * b[cols]).sum(1))
     tensors = _tensors()
     torch.testing.assert_close(global_norm(tensors), torch.nn.utils.get_total_norm(tensors))
 

@@ -7,7 +7,7 @@
   over every gradient);
 - :func:`renormalize`: directions back to unit norm after the step.
 
-Reductions go row by row (:func:`row_dots`, ``vector_norm(dim=1)``): on CPU torch runs
+Reductions go row by row (``hsae.kernels.row_dots``, ``vector_norm(dim=1)``): on CPU torch runs
 those on all threads, while a whole-tensor norm or ``torch._foreach_norm`` (what
 ``clip_grad_norm_`` uses) runs on one (0.42 vs 0.22 ms for a 4096 x 768 matrix on two cores).
 """
@@ -17,16 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def row_dots(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(a * b).sum(1)`` of two ``(n, m)`` tensors without the ``(n, m)`` product."""
-    if a.device.type == "cpu" and a.is_contiguous() and b.is_contiguous() and a.dtype == b.dtype:
-        index = torch.arange(a.shape[0], device=a.device)
-        try:  # embedding_bag's per-sample-weight gradient: one fused dot per row (half vecdot's time on CPU)
-            return torch.ops.aten._embedding_bag_per_sample_weights_backward(a, b, index, index[:1], index, 0, -1)
-        except (AttributeError, RuntimeError, NotImplementedError):
-            pass
-    return torch.linalg.vecdot(a, b, dim=1)
+from hsae.kernels import row_dots
 
 
 def _rows_first(t: torch.Tensor) -> torch.Tensor:
@@ -60,13 +51,9 @@ def remove_parallel_gradient(pairs: list[tuple[nn.Parameter, int]]) -> None:
         if param.grad is None:
             continue
         p, g = param.detach(), param.grad
-        if dim == 1 and p.dim() == 2:
-            norm_sq = torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp_min(1e-12).square()
-            coef = row_dots(g, p).unsqueeze(1).div_(norm_sq)
-        else:
-            norm_sq = torch.linalg.vector_norm(p, dim=dim, keepdim=True).clamp_min(1e-12).square()
-            coef = torch.linalg.vecdot(g, p, dim=dim).unsqueeze(dim).div_(norm_sq)
-        g.addcmul_(p, coef, value=-1)
+        norm_sq = torch.linalg.vector_norm(p, dim=dim, keepdim=True).clamp_min(1e-12).square()
+        dots = row_dots(g, p) if dim == 1 and p.dim() == 2 else torch.linalg.vecdot(g, p, dim=dim)
+        g.addcmul_(p, dots.unsqueeze(dim).div_(norm_sq), value=-1)
 
 
 @torch.no_grad()

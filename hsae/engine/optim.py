@@ -38,7 +38,7 @@ class Adam(torch.optim.Adam):
 
     @torch.no_grad()
     def step(self, closure: Any = None, grad_divisor: torch.Tensor | None = None) -> Any:
-        """One Adam step; with ``grad_divisor`` (a scalar tensor) on every gradient divided by it first.
+        """One Adam step on the gradients divided by ``grad_divisor`` (a scalar tensor), if given.
 
         The fused kernel divides each gradient as it reads it (its AMP-unscaling input),
         so clipping costs no extra pass over the gradients; otherwise they are divided here.

@@ -30,6 +30,8 @@ import attrs
 import torch
 import torch.nn.functional as F
 
+from hsae.kernels import row_dots
+
 
 @attrs.frozen
 class Entries:
@@ -102,21 +104,12 @@ def _segment_sum(values: torch.Tensor | None, table: torch.Tensor, index: torch.
     return F.embedding_bag(index, table.detach(), offsets, mode="sum", per_sample_weights=values)
 
 
-def _row_dots(left: torch.Tensor, rows: torch.Tensor, right: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``out[e] = left[rows[e]] . right[cols[e]]`` without gathering the rows."""
-    left, right = left.detach().to(right.dtype).contiguous(), right.detach()
-    try:  # the per-sample-weight gradient of embedding_bag is exactly this, one dot per entry
-        return torch.ops.aten._embedding_bag_per_sample_weights_backward(left, right, cols, cols.new_zeros(1), rows, 0, -1)
-    except (AttributeError, RuntimeError, NotImplementedError):  # an op or device without it
-        return (left.index_select(0, rows) * right.index_select(0, cols)).sum(1)
-
-
 class _GatherDot(torch.autograd.Function):
     @staticmethod
     def forward(ctx, left, right, e):  # noqa: ANN001
         ctx.save_for_backward(left, right)
         ctx.entries = e
-        return _row_dots(left, e.rows, right, e.cols)
+        return row_dots(left, right, e.rows, e.cols)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001
@@ -144,7 +137,7 @@ class _ScatterRows(torch.autograd.Function):
         grad = grad.to(table.dtype).contiguous()
         grad_values = grad_table = None
         if ctx.needs_input_grad[0]:
-            grad_values = _row_dots(grad, e.rows, table, e.cols).to(values.dtype)
+            grad_values = row_dots(grad, table, e.rows, e.cols).to(values.dtype)
         if ctx.needs_input_grad[1]:
             grad_table = _segment_sum(values, grad, e.rows, e.col_order, e.col_offsets)
         return grad_values, grad_table, None

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hsae.kernels import row_dots
 from hsae.model import Codes, Decoder, Encoder
 
 
@@ -88,17 +89,6 @@ def _segment_sum(
         scale = scale.detach().to(table.dtype)
     # Detached, so embedding_bag skips the bookkeeping it keeps for its own backward.
     return F.embedding_bag(index, table.detach(), offsets, mode="sum", per_sample_weights=scale)
-
-
-def _row_dots(left: torch.Tensor, rows: torch.Tensor, right: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """``out[e] = left[rows[e]] . right[cols[e]]`` without gathering the rows."""
-    left, right = left.detach().to(right.dtype), right.detach()
-    try:  # the per-sample-weight gradient of embedding_bag is exactly this, one dot per entry
-        return torch.ops.aten._embedding_bag_per_sample_weights_backward(
-            left, right, cols, cols.new_zeros(1), rows, 0, -1,
-        )
-    except (AttributeError, RuntimeError, NotImplementedError):  # an op or device without it
-        return (left.index_select(0, rows) * right.index_select(0, cols)).sum(1)
 
 
 class _SelectedEntries(torch.autograd.Function):
@@ -172,7 +162,7 @@ class _SparseDecode(torch.autograd.Function):
             col_order, col_offsets = _grouping(cols, weight.shape[0])
             grad_w = _segment_sum(grad, rows, values, col_order, col_offsets)
         if ctx.needs_input_grad[1]:
-            grad_v = _row_dots(grad, rows, weight, cols)
+            grad_v = row_dots(grad, weight, rows, cols)
         return grad_w, grad_v, None, None, None
 
 
